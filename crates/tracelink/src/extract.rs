@@ -1,0 +1,333 @@
+//! Incoming request: which context wins (SPEC 2).
+//!
+//! | # | incoming headers | operation_Id | operation_ParentId | extra |
+//! |---|---|---|---|---|
+//! | 2.1 | valid `traceparent` (tracestate may follow) | its trace-id | its parent-id | |
+//! | 2.2 | no valid `traceparent`; `Request-Id` = `\|<32 lower hex>.…` | those 32 hex | the Request-Id | |
+//! | 2.3 | no valid `traceparent`; any other valid `Request-Id` | new | the Request-Id | `ai_legacyRootId` = its root |
+//! | 2.4 | nothing usable | new | none | |
+//!
+//! A valid `traceparent` wins and `Request-Id` is then ignored (2.5); an invalid one is
+//! ignored together with its `tracestate`, and the Request-Id rows apply (2.6). Flags are
+//! carried unchanged; a new trace has flags `01` (2.7). W3C `baggage` and then
+//! `Correlation-Context` are read into the baggage, the first value of a key winning (2.8).
+//! A `Request-Context` `appId=cid-v1:X` from another application is the request's source
+//! (2.9). Extraction never fails: bad input degrades to a new trace (SPEC 9.1).
+//!
+//! ```
+//! use http::HeaderMap;
+//! use tracelink::{Propagation, SamplingDecision, extract};
+//!
+//! let mut h = HeaderMap::new();
+//! h.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
+//! h.insert("request-context", "appId=cid-v1:caller".parse().unwrap());
+//! let cfg = Propagation::default();
+//! let incoming = extract::extract(&h, &cfg);
+//! assert_eq!(incoming.source(), Some("cid-v1:caller"));
+//! let request = incoming.into_request(&cfg, SamplingDecision::KEEP_ALL, Some("GET /"));
+//! assert_eq!(request.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+//! assert_eq!(request.parent_id().unwrap().to_string(), "b7ad6b7169203331");
+//! ```
+
+use crate::baggage::Baggage;
+use crate::carrier::{Extractor, headers};
+use crate::correlation::{Correlation, ItemId, Operation};
+use crate::correlation_context;
+use crate::id::{SpanId, TraceId};
+use crate::propagation::{Propagation, PropagationMode};
+use crate::request_context::{self, CID_PREFIX};
+use crate::request_id;
+use crate::sampling::SamplingDecision;
+use crate::traceparent::{TraceFlags, TraceParent};
+use crate::tracestate::TraceState;
+
+/// Which row of the SPEC 2 table applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Origin {
+    /// 2.1: a valid `traceparent`.
+    TraceParent,
+    /// 2.2: a W3C-compatible `Request-Id`.
+    RequestIdW3c,
+    /// 2.3: another valid `Request-Id`.
+    RequestIdLegacy,
+    /// 2.4: nothing usable: a new operation.
+    New,
+}
+
+/// What an incoming request carried, after SPEC 2 was applied.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    trace_id: TraceId,
+    parent: Option<ItemId>,
+    flags: TraceFlags,
+    trace_state: Option<TraceState>,
+    baggage: Baggage,
+    legacy_root_id: Option<Box<str>>,
+    source: Option<Box<str>>,
+    origin: Origin,
+}
+
+/// Applies SPEC 2 to the headers of an incoming request.
+pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Incoming {
+    let mut incoming = match TraceParent::parse_lines(carrier.get_all(headers::TRACEPARENT)) {
+        Ok(tp) => Incoming {
+            trace_id: tp.trace_id(),
+            parent: Some(ItemId::span(tp.parent_id())),
+            flags: tp.flags(),
+            // An absent or invalid tracestate is simply not forwarded.
+            trace_state: TraceState::parse_lines(carrier.get_all(headers::TRACESTATE)).ok(),
+            baggage: Baggage::new(),
+            legacy_root_id: None,
+            source: None,
+            origin: Origin::TraceParent,
+        },
+        Err(_) => from_request_id(carrier),
+    };
+    incoming
+        .baggage
+        .merge_w3c_lines(carrier.get_all(headers::BAGGAGE));
+    correlation_context::merge_lines(
+        &mut incoming.baggage,
+        carrier.get_all(headers::CORRELATION_CONTEXT),
+    );
+    let own = config.own_app_id().map(|a| a.as_str());
+    incoming.source = carrier
+        .get_all(headers::REQUEST_CONTEXT)
+        .find_map(request_context::app_id)
+        .filter(|x| Some(*x) != own)
+        .map(|x| format!("{CID_PREFIX}{x}").into_boxed_str());
+    incoming
+}
+
+fn from_request_id<E: Extractor + ?Sized>(carrier: &E) -> Incoming {
+    let mut incoming = Incoming {
+        trace_id: TraceId::random(),
+        parent: None,
+        flags: TraceFlags::NEW_TRACE,
+        trace_state: None,
+        baggage: Baggage::new(),
+        legacy_root_id: None,
+        source: None,
+        origin: Origin::New,
+    };
+    if let Ok(rid) = request_id::parse_lines(carrier.get_all(headers::REQUEST_ID)) {
+        incoming.parent = Some(ItemId::text(rid));
+        match request_id::w3c_trace_id(rid) {
+            Some(t) => {
+                incoming.trace_id = t;
+                incoming.origin = Origin::RequestIdW3c;
+            }
+            None => {
+                let root = request_id::root(rid);
+                incoming.legacy_root_id = (!root.is_empty()).then(|| root.into());
+                incoming.origin = Origin::RequestIdLegacy;
+            }
+        }
+    }
+    incoming
+}
+
+impl Incoming {
+    /// The operation id: the caller's trace-id, or a new one.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+
+    /// The caller's id: the `operation_ParentId` of the request.
+    pub fn parent_id(&self) -> Option<&ItemId> {
+        self.parent.as_ref()
+    }
+
+    /// The flags to carry on (SPEC 2.7).
+    pub fn flags(&self) -> TraceFlags {
+        self.flags
+    }
+
+    /// The valid tracestate that came with a valid traceparent.
+    pub fn trace_state(&self) -> Option<&TraceState> {
+        self.trace_state.as_ref()
+    }
+
+    /// The baggage from `baggage` and `Correlation-Context` (SPEC 2.8).
+    pub fn baggage(&self) -> &Baggage {
+        &self.baggage
+    }
+
+    /// The root of a legacy Request-Id (SPEC 2.3).
+    pub fn legacy_root_id(&self) -> Option<&str> {
+        self.legacy_root_id.as_deref()
+    }
+
+    /// `cid-v1:<caller appId>` when the caller is another application (SPEC 2.9).
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    /// Which SPEC 2 row applied.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The context of the request: a new id (SPEC 1.2, or 3.6 in hierarchical mode), the
+    /// caller as parent, the sampling decision made now (SPEC 8.5) and the operation name.
+    pub fn into_request(
+        self,
+        config: &Propagation,
+        sampling: SamplingDecision,
+        operation_name: Option<&str>,
+    ) -> Correlation {
+        let id = match config.propagation_mode() {
+            PropagationMode::Hierarchical => {
+                let t = self.trace_id;
+                let rid = match &self.parent {
+                    Some(p) => match (p.as_text(), p.span_id()) {
+                        (Some(text), _) => request_id::incoming(text, t),
+                        (None, Some(span)) => {
+                            request_id::incoming(&request_id::w3c_compatible(t, span), t)
+                        }
+                        (None, None) => request_id::new_root(t),
+                    },
+                    None => request_id::new_root(t),
+                };
+                ItemId::text(&rid)
+            }
+            _ => ItemId::span(SpanId::random()),
+        };
+        let op = Operation {
+            trace_id: self.trace_id,
+            flags: self.flags,
+            trace_state: self.trace_state,
+            baggage: self.baggage,
+            legacy_root_id: self.legacy_root_id,
+            name: operation_name.map(Into::into),
+            sampling,
+        };
+        Correlation::from_parts(op, id, self.parent)
+    }
+}
+
+#[cfg(all(test, feature = "http"))]
+mod tests {
+    use super::*;
+    use crate::AppId;
+    use http::{HeaderMap, HeaderValue};
+
+    const T: &str = "0af7651916cd43dd8448eb211c80319c";
+    const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn ex(pairs: &[(&'static str, &str)]) -> Incoming {
+        extract(&headers(pairs), &Propagation::default())
+    }
+
+    #[test]
+    fn spec_2_1_traceparent() {
+        let i = ex(&[(headers::TRACEPARENT, TP), (headers::TRACESTATE, "congo=t61rcWkgMzE")]);
+        assert_eq!(i.origin(), Origin::TraceParent);
+        assert_eq!(i.trace_id().to_string(), T);
+        assert_eq!(i.parent_id().unwrap().to_string(), "b7ad6b7169203331");
+        assert_eq!(i.trace_state().unwrap().as_str(), "congo=t61rcWkgMzE");
+    }
+
+    #[test]
+    fn spec_2_2_w3c_request_id() {
+        let rid = "|0af7651916cd43dd8448eb211c80319c.b7ad6b7169203331.";
+        let i = ex(&[(headers::REQUEST_ID, rid)]);
+        assert_eq!(i.origin(), Origin::RequestIdW3c);
+        assert_eq!(i.trace_id().to_string(), T);
+        assert_eq!(i.parent_id().unwrap().to_string(), rid);
+        assert_eq!(i.legacy_root_id(), None);
+    }
+
+    #[test]
+    fn spec_2_3_legacy_request_id() {
+        let i = ex(&[(headers::REQUEST_ID, "|legacy-root-42.1.2.")]);
+        assert_eq!(i.origin(), Origin::RequestIdLegacy);
+        assert_ne!(i.trace_id().to_string(), T);
+        assert_eq!(i.parent_id().unwrap().to_string(), "|legacy-root-42.1.2.");
+        assert_eq!(i.legacy_root_id(), Some("legacy-root-42"));
+        let req = i.into_request(&Propagation::default(), SamplingDecision::KEEP_ALL, None);
+        let item = req.to_item(crate::model::Request::default());
+        assert_eq!(item.properties.get("ai_legacyRootId").map(String::as_str), Some("legacy-root-42"));
+    }
+
+    #[test]
+    fn spec_2_4_nothing_usable() {
+        let i = ex(&[(headers::REQUEST_ID, "bad id with spaces")]);
+        assert_eq!(i.origin(), Origin::New);
+        assert!(i.parent_id().is_none());
+        assert_eq!(i.flags(), TraceFlags::NEW_TRACE);
+    }
+
+    #[test]
+    fn spec_2_5_traceparent_wins() {
+        let i = ex(&[(headers::TRACEPARENT, TP), (headers::REQUEST_ID, "|legacy.1.")]);
+        assert_eq!(i.origin(), Origin::TraceParent);
+        assert_eq!(i.legacy_root_id(), None);
+    }
+
+    #[test]
+    fn spec_2_6_invalid_traceparent_falls_back_and_drops_tracestate() {
+        let i = ex(&[
+            (headers::TRACEPARENT, "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"),
+            (headers::TRACESTATE, "a=1"),
+            (headers::REQUEST_ID, "|legacy.1."),
+        ]);
+        assert_eq!(i.origin(), Origin::RequestIdLegacy);
+        assert!(i.trace_state().is_none());
+        // Two traceparent lines are invalid too.
+        let i = ex(&[(headers::TRACEPARENT, TP), (headers::TRACEPARENT, TP)]);
+        assert_eq!(i.origin(), Origin::New);
+    }
+
+    #[test]
+    fn spec_2_7_flags_carried() {
+        let i = ex(&[(headers::TRACEPARENT, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")]);
+        assert!(!i.flags().is_sampled());
+        let req = i.into_request(&Propagation::default(), SamplingDecision::KEEP_ALL, None);
+        assert!(req.new_child().traceparent().unwrap().to_header().ends_with("-00"));
+    }
+
+    #[test]
+    fn spec_2_8_baggage_from_both_headers() {
+        let i = ex(&[
+            (headers::BAGGAGE, "userId=w3c,region=eu"),
+            (headers::CORRELATION_CONTEXT, "userId=legacy, tenant=contoso"),
+        ]);
+        let b: Vec<_> = i.baggage().iter().collect();
+        assert_eq!(b, [("userId", "w3c"), ("region", "eu"), ("tenant", "contoso")]);
+    }
+
+    #[test]
+    fn spec_2_9_source_unless_own() {
+        let i = ex(&[(headers::REQUEST_CONTEXT, "appId=cid-v1:caller")]);
+        assert_eq!(i.source(), Some("cid-v1:caller"));
+        let own = Propagation::default().app_id(AppId::new("me").unwrap());
+        let h = headers(&[(headers::REQUEST_CONTEXT, "appId=cid-v1:me")]);
+        assert_eq!(extract(&h, &own).source(), None);
+        assert_eq!(ex(&[(headers::REQUEST_CONTEXT, "appId=cid-v1:")]).source(), None);
+    }
+
+    #[test]
+    fn spec_3_6_hierarchical_request_ids() {
+        let cfg = Propagation::default().mode(PropagationMode::Hierarchical);
+        let h = headers(&[(headers::REQUEST_ID, "|legacy.1.")]);
+        let req = extract(&h, &cfg).into_request(&cfg, SamplingDecision::KEEP_ALL, None);
+        let id = req.id().to_string();
+        assert!(id.starts_with("|legacy.1.") && id.ends_with('_') && id.len() == 19, "{id}");
+        assert_eq!(req.new_child().id().to_string(), format!("{id}1."));
+        let h = headers(&[(headers::TRACEPARENT, TP)]);
+        let req = extract(&h, &cfg).into_request(&cfg, SamplingDecision::KEEP_ALL, None);
+        assert!(req.id().to_string().starts_with(&format!("|{T}.b7ad6b7169203331.")));
+        let req = extract(&HeaderMap::new(), &cfg).into_request(&cfg, SamplingDecision::KEEP_ALL, None);
+        assert_eq!(req.id().to_string(), format!("|{}.", req.trace_id()));
+    }
+}

@@ -1,0 +1,148 @@
+//! Which hosts receive correlation headers (SPEC 5.6).
+//!
+//! A host matches a pattern `example.com` when it is `example.com` or ends with
+//! `.example.com`; a pattern `*.example.com` matches only the subdomains. Matching ignores
+//! case, a trailing `.` and any port. A host gets headers unless it matches an excluded pattern
+//! and no allowed pattern. The default exclusions are Azure Storage's domains, which reject
+//! unknown headers in signed requests.
+//!
+//! ```
+//! use tracelink::hosts::HostFilter;
+//!
+//! let f = HostFilter::default().allow("logs.blob.core.windows.net");
+//! assert!(f.is_excluded("acct.blob.core.windows.net"));
+//! assert!(!f.is_excluded("LOGS.blob.core.windows.net."));
+//! assert!(!f.is_excluded("example.com"));
+//! ```
+
+/// Azure Storage domains, excluded by default (SPEC 5.6).
+pub const DEFAULT_EXCLUDED: [&str; 4] = [
+    "core.windows.net",
+    "core.chinacloudapi.cn",
+    "core.cloudapi.de",
+    "core.usgovcloudapi.net",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pattern {
+    domain: String,
+    subdomains_only: bool,
+}
+
+impl Pattern {
+    fn new(p: &str) -> Self {
+        let p = p.trim().trim_end_matches('.').to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            Some(d) => Self {
+                domain: d.to_owned(),
+                subdomains_only: true,
+            },
+            None => Self {
+                domain: p,
+                subdomains_only: false,
+            },
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        let d = self.domain.as_str();
+        if host.len() < d.len() || !host[host.len() - d.len()..].eq_ignore_ascii_case(d) {
+            return false;
+        }
+        let rest = &host[..host.len() - d.len()];
+        (rest.is_empty() && !self.subdomains_only) || rest.ends_with('.')
+    }
+}
+
+/// The excluded and allowed host patterns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFilter {
+    excluded: Vec<Pattern>,
+    allowed: Vec<Pattern>,
+}
+
+impl Default for HostFilter {
+    /// Excludes [`DEFAULT_EXCLUDED`], allows nothing extra.
+    fn default() -> Self {
+        Self {
+            excluded: DEFAULT_EXCLUDED.iter().map(|p| Pattern::new(p)).collect(),
+            allowed: Vec::new(),
+        }
+    }
+}
+
+impl HostFilter {
+    /// A filter that excludes nothing.
+    pub fn none() -> Self {
+        Self {
+            excluded: Vec::new(),
+            allowed: Vec::new(),
+        }
+    }
+
+    /// Also exclude hosts matching `pattern`.
+    pub fn exclude(mut self, pattern: &str) -> Self {
+        self.excluded.push(Pattern::new(pattern));
+        self
+    }
+
+    /// Send headers to hosts matching `pattern` even when they match an exclusion.
+    pub fn allow(mut self, pattern: &str) -> Self {
+        self.allowed.push(Pattern::new(pattern));
+        self
+    }
+
+    /// Whether `host` (a host name, optionally with `:port`) must get no correlation header.
+    pub fn is_excluded(&self, host: &str) -> bool {
+        if self.excluded.is_empty() {
+            return false;
+        }
+        let host = strip_port(host).trim_end_matches('.');
+        self.excluded.iter().any(|p| p.matches(host)) && !self.allowed.iter().any(|p| p.matches(host))
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_5_6_default_list_is_domain_suffix() {
+        let f = HostFilter::default();
+        for h in [
+            "core.windows.net",
+            "acct.blob.core.windows.net",
+            "acct.queue.core.chinacloudapi.cn:443",
+            "x.core.cloudapi.de",
+            "X.CORE.USGOVCLOUDAPI.NET.",
+        ] {
+            assert!(f.is_excluded(h), "{h}");
+        }
+        for h in ["xcore.windows.net", "windows.net", "127.0.0.1:8080", "[::1]:80", "core.windows.net.evil.com"] {
+            assert!(!f.is_excluded(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn spec_5_6_patterns_and_allow_list() {
+        let f = HostFilter::none().exclude("*.example.com").exclude("localhost");
+        assert!(f.is_excluded("a.example.com"));
+        assert!(!f.is_excluded("example.com"));
+        assert!(f.is_excluded("localhost:3000"));
+        let f = f.allow("ok.example.com");
+        assert!(!f.is_excluded("ok.example.com"));
+        assert!(!f.is_excluded("deep.ok.example.com"));
+        assert!(f.is_excluded("other.example.com"));
+    }
+}

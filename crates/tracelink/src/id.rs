@@ -1,0 +1,329 @@
+//! Trace and span identifiers (SPEC 1): random, never all zero, lower-hex without allocating.
+
+use core::fmt;
+use core::num::{NonZeroU64, NonZeroU128};
+use core::str::FromStr;
+
+use crate::error::{ParseError, ParseErrorKind};
+use crate::rng;
+
+/// Value of each ASCII byte as a lower-case hex digit, or `0xff`.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Parses lower-case hex into a number (at most 32 digits). `None` on any other byte.
+#[inline]
+pub(crate) fn parse_lower_hex(s: &[u8]) -> Option<u128> {
+    let mut acc: u128 = 0;
+    let mut bad = 0u8;
+    for &b in s {
+        let v = HEX_VALUE[b as usize];
+        bad |= v;
+        acc = (acc << 4) | u128::from(v & 0x0f);
+    }
+    // Any invalid byte has its high bit set; valid digits never do.
+    (bad & 0x80 == 0).then_some(acc)
+}
+
+/// Writes `value` as `out.len()` lower-case hex digits (the low bits of `value`).
+#[inline]
+pub(crate) fn write_lower_hex(mut value: u128, out: &mut [u8]) {
+    for b in out.iter_mut().rev() {
+        *b = HEX_DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
+}
+
+/// A fixed-size ASCII string on the stack: what the id and header formatters return, so that
+/// formatting never allocates.
+///
+/// ```
+/// let id = tracelink::SpanId::from_u64(0xb7ad6b7169203331).unwrap();
+/// let hex = id.to_hex();
+/// assert_eq!(hex.as_str(), "b7ad6b7169203331");
+/// assert_eq!(&*hex, "b7ad6b7169203331"); // derefs to str
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AsciiBuf<const N: usize> {
+    buf: [u8; N],
+}
+
+impl<const N: usize> AsciiBuf<N> {
+    pub(crate) fn from_ascii(buf: [u8; N]) -> Self {
+        debug_assert!(buf.is_ascii());
+        Self { buf }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ever built from ASCII; the fallback keeps this total without `unsafe`.
+        core::str::from_utf8(&self.buf).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> core::ops::Deref for AsciiBuf<N> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> AsRef<str> for AsciiBuf<N> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> fmt::Display for AsciiBuf<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> fmt::Debug for AsciiBuf<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A W3C trace-id, which is also the Application Insights `operation_Id` (SPEC 1.1):
+/// 16 bytes, never all zero, written as 32 lower-case hex digits.
+///
+/// ```
+/// use tracelink::TraceId;
+///
+/// let id: TraceId = "0af7651916cd43dd8448eb211c80319c".parse().unwrap();
+/// assert_eq!(id.to_string(), "0af7651916cd43dd8448eb211c80319c");
+/// assert!("00000000000000000000000000000000".parse::<TraceId>().is_err());
+/// assert_ne!(TraceId::random(), TraceId::random());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(NonZeroU128);
+
+impl TraceId {
+    /// A new random trace-id (SPEC 1.3).
+    pub fn random() -> Self {
+        loop {
+            let v = (u128::from(rng::next_u64()) << 64) | u128::from(rng::next_u64());
+            if let Some(v) = NonZeroU128::new(v) {
+                return Self(v);
+            }
+        }
+    }
+
+    /// The id with these big-endian bytes; `None` when all zero.
+    pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
+        Self::from_u128(u128::from_be_bytes(bytes))
+    }
+
+    /// The id with this numeric value; `None` when zero.
+    pub const fn from_u128(v: u128) -> Option<Self> {
+        match NonZeroU128::new(v) {
+            Some(v) => Some(Self(v)),
+            None => None,
+        }
+    }
+
+    /// The big-endian bytes.
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.get().to_be_bytes()
+    }
+
+    /// The numeric value.
+    pub fn to_u128(self) -> u128 {
+        self.0.get()
+    }
+
+    /// 32 lower-case hex digits, on the stack.
+    pub fn to_hex(self) -> AsciiBuf<32> {
+        let mut buf = [0u8; 32];
+        write_lower_hex(self.0.get(), &mut buf);
+        AsciiBuf::from_ascii(buf)
+    }
+
+    /// Parses exactly 32 lower-case hex digits, not all zero.
+    pub fn parse_hex(s: &str) -> Result<Self, ParseError> {
+        let err = ParseError::new("trace-id", ParseErrorKind::InvalidTraceId);
+        if s.len() != 32 {
+            return Err(err);
+        }
+        parse_lower_hex(s.as_bytes())
+            .and_then(Self::from_u128)
+            .ok_or(err)
+    }
+}
+
+impl FromStr for TraceId {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        Self::parse_hex(s)
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({})", self.to_hex())
+    }
+}
+
+/// A W3C span-id (parent-id), which is also the Application Insights request and dependency
+/// `id` (SPEC 1.2): 8 bytes, never all zero, written as 16 lower-case hex digits.
+///
+/// ```
+/// use tracelink::SpanId;
+///
+/// let id: SpanId = "b7ad6b7169203331".parse().unwrap();
+/// assert_eq!(id.to_hex().as_str(), "b7ad6b7169203331");
+/// assert!("B7AD6B7169203331".parse::<SpanId>().is_err()); // upper case is not W3C
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanId(NonZeroU64);
+
+impl SpanId {
+    /// A new random span-id (SPEC 1.3).
+    pub fn random() -> Self {
+        loop {
+            if let Some(v) = NonZeroU64::new(rng::next_u64()) {
+                return Self(v);
+            }
+        }
+    }
+
+    /// The id with these big-endian bytes; `None` when all zero.
+    pub fn from_bytes(bytes: [u8; 8]) -> Option<Self> {
+        Self::from_u64(u64::from_be_bytes(bytes))
+    }
+
+    /// The id with this numeric value; `None` when zero.
+    pub const fn from_u64(v: u64) -> Option<Self> {
+        match NonZeroU64::new(v) {
+            Some(v) => Some(Self(v)),
+            None => None,
+        }
+    }
+
+    /// The big-endian bytes.
+    pub fn to_bytes(self) -> [u8; 8] {
+        self.0.get().to_be_bytes()
+    }
+
+    /// The numeric value.
+    pub fn to_u64(self) -> u64 {
+        self.0.get()
+    }
+
+    /// 16 lower-case hex digits, on the stack.
+    pub fn to_hex(self) -> AsciiBuf<16> {
+        let mut buf = [0u8; 16];
+        write_lower_hex(u128::from(self.0.get()), &mut buf);
+        AsciiBuf::from_ascii(buf)
+    }
+
+    /// Parses exactly 16 lower-case hex digits, not all zero.
+    pub fn parse_hex(s: &str) -> Result<Self, ParseError> {
+        let err = ParseError::new("span-id", ParseErrorKind::InvalidSpanId);
+        if s.len() != 16 {
+            return Err(err);
+        }
+        parse_lower_hex(s.as_bytes())
+            .and_then(|v| Self::from_u64(v as u64))
+            .ok_or(err)
+    }
+}
+
+impl FromStr for SpanId {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        Self::parse_hex(s)
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({})", self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn spec_1_1_trace_id_is_32_lower_hex_not_zero() {
+        assert!(TraceId::parse_hex("4bf92f3577b34da6a3ce929d0e0e4736").is_ok());
+        assert!(TraceId::parse_hex("4BF92F3577B34DA6A3CE929D0E0E4736").is_err());
+        assert!(TraceId::parse_hex("4bf92f3577b34da6a3ce929d0e0e473").is_err());
+        assert!(TraceId::parse_hex("4bf92f3577b34da6a3ce929d0e0e47360").is_err());
+        assert!(TraceId::parse_hex("00000000000000000000000000000000").is_err());
+        assert!(TraceId::parse_hex("+bf92f3577b34da6a3ce929d0e0e4736").is_err());
+        assert_eq!(
+            TraceId::parse_hex("00000000000000000000000000000001")
+                .unwrap()
+                .to_u128(),
+            1
+        );
+    }
+
+    #[test]
+    fn spec_1_2_span_id_is_16_lower_hex_not_zero() {
+        assert!(SpanId::parse_hex("00f067aa0ba902b7").is_ok());
+        assert!(SpanId::parse_hex("0000000000000000").is_err());
+        assert!(SpanId::parse_hex("00f067aa0ba902bg").is_err());
+        assert!(SpanId::parse_hex("").is_err());
+    }
+
+    #[test]
+    fn spec_1_3_random_ids_differ_and_are_valid() {
+        let ids: std::collections::HashSet<_> = (0..10_000).map(|_| SpanId::random()).collect();
+        assert_eq!(ids.len(), 10_000);
+        let t = TraceId::random();
+        assert_eq!(TraceId::parse_hex(&t.to_hex()).unwrap(), t);
+    }
+
+    proptest! {
+        #[test]
+        fn trace_id_round_trips(v in 1u128..) {
+            let id = TraceId::from_u128(v).unwrap();
+            prop_assert_eq!(TraceId::parse_hex(&id.to_hex()).unwrap(), id);
+            prop_assert_eq!(TraceId::from_bytes(id.to_bytes()).unwrap(), id);
+        }
+
+        #[test]
+        fn span_id_round_trips(v in 1u64..) {
+            let id = SpanId::from_u64(v).unwrap();
+            prop_assert_eq!(SpanId::parse_hex(&id.to_string()).unwrap(), id);
+        }
+
+        #[test]
+        fn id_parsers_never_panic(s in ".{0,40}") {
+            let _ = TraceId::parse_hex(&s);
+            let _ = SpanId::parse_hex(&s);
+        }
+    }
+}

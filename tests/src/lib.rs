@@ -1,0 +1,1 @@
+//! Shared helpers for the tracelink integration tests.
