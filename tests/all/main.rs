@@ -1,1 +1,4 @@
-fn main(){}
+//! Cross-crate integration tests: one binary, one module per area.
+
+mod propagation;
+mod schema;

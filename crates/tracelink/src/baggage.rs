@@ -203,7 +203,10 @@ mod tests {
     #[test]
     fn spec_4_2_limits_64_members_and_8192_bytes() {
         let many: Vec<String> = (0..100).map(|i| format!("k{i}=v")).collect();
-        assert_eq!(Baggage::parse_w3c_lines([many.join(",").as_str()]).len(), 64);
+        assert_eq!(
+            Baggage::parse_w3c_lines([many.join(",").as_str()]).len(),
+            64
+        );
         let big = format!("a={},b=1", "x".repeat(8190));
         let b = Baggage::parse_w3c_lines([big.as_str()]);
         assert_eq!(b.get("b"), None);

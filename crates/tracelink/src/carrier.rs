@@ -38,6 +38,65 @@ pub mod headers {
     pub const REQUEST_CONTEXT: &str = "request-context";
 }
 
+/// The first line of a header and whether there are more, as collected by
+/// [`Extractor::correlation_headers`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lines<'a> {
+    /// The first value line.
+    pub first: Option<&'a str>,
+    /// Whether the header has more than one line.
+    pub more: bool,
+}
+
+impl<'a> Lines<'a> {
+    fn push(&mut self, line: &'a str) {
+        match self.first {
+            None => self.first = Some(line),
+            Some(_) => self.more = true,
+        }
+    }
+
+    /// Whether the header is absent.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+/// The correlation headers of a carrier, collected at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CorrelationHeaders<'a> {
+    /// `traceparent`.
+    pub traceparent: Lines<'a>,
+    /// `tracestate`.
+    pub tracestate: Lines<'a>,
+    /// `baggage`.
+    pub baggage: Lines<'a>,
+    /// `request-id`.
+    pub request_id: Lines<'a>,
+    /// `correlation-context`.
+    pub correlation_context: Lines<'a>,
+    /// `request-context`.
+    pub request_context: Lines<'a>,
+}
+
+impl<'a> CorrelationHeaders<'a> {
+    /// Files a header line under its name, ignoring names that are not correlation headers.
+    pub fn push(&mut self, name: &str, line: &'a str) {
+        // Dispatch on the length first: most names of a request are none of ours.
+        let slot = match name.len() {
+            7 if name == headers::BAGGAGE => &mut self.baggage,
+            10 if name == headers::TRACESTATE => &mut self.tracestate,
+            10 if name == headers::REQUEST_ID => &mut self.request_id,
+            11 if name == headers::TRACEPARENT => &mut self.traceparent,
+            15 if name == headers::REQUEST_CONTEXT => &mut self.request_context,
+            19 if name == headers::CORRELATION_CONTEXT => &mut self.correlation_context,
+            _ => return,
+        };
+        slot.push(line);
+    }
+}
+
 /// Reads header values.
 pub trait Extractor {
     /// Every value line of `name` (lower case), in order.
@@ -46,6 +105,25 @@ pub trait Extractor {
     /// The first value line of `name`.
     fn get(&self, name: &str) -> Option<&str> {
         self.get_all(name).next()
+    }
+
+    /// The six correlation headers. The default asks [`Extractor::get_all`] for each;
+    /// carriers that can do better (one pass over a small map) override it.
+    fn correlation_headers(&self) -> CorrelationHeaders<'_> {
+        let mut c = CorrelationHeaders::default();
+        for name in [
+            headers::TRACEPARENT,
+            headers::TRACESTATE,
+            headers::BAGGAGE,
+            headers::REQUEST_ID,
+            headers::CORRELATION_CONTEXT,
+            headers::REQUEST_CONTEXT,
+        ] {
+            for line in self.get_all(name).take(2) {
+                c.push(name, line);
+            }
+        }
+        c
     }
 }
 
@@ -58,6 +136,15 @@ pub trait Injector: Extractor {
     /// Whether `name` has a value.
     fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+
+    /// Sets `name` to `value` unless it has a value already; returns whether it was set.
+    fn set_if_absent(&mut self, name: &'static str, value: &str) -> bool {
+        if self.contains(name) {
+            return false;
+        }
+        self.set(name, value);
+        true
     }
 }
 
@@ -87,38 +174,91 @@ mod http_impl {
     /// A string no codec accepts: stands for a line that is not valid text.
     const INVALID_LINE: &str = "\0";
 
-    fn known_name(name: &'static str) -> Option<HeaderName> {
-        use headers::*;
-        // `from_static` on these constants builds the name without allocating.
+    /// Up to this many entries, one pass over the map beats six hashed lookups.
+    const SCAN_LIMIT: usize = 16;
+
+    const TRACEPARENT: HeaderName = HeaderName::from_static(headers::TRACEPARENT);
+    const TRACESTATE: HeaderName = HeaderName::from_static(headers::TRACESTATE);
+    const BAGGAGE: HeaderName = HeaderName::from_static(headers::BAGGAGE);
+    const TRACERESPONSE: HeaderName = HeaderName::from_static(headers::TRACERESPONSE);
+    const REQUEST_ID: HeaderName = HeaderName::from_static(headers::REQUEST_ID);
+    const CORRELATION_CONTEXT: HeaderName = HeaderName::from_static(headers::CORRELATION_CONTEXT);
+    const REQUEST_CONTEXT: HeaderName = HeaderName::from_static(headers::REQUEST_CONTEXT);
+
+    /// Our names as constants (no parsing, no allocation); other names parsed.
+    fn name(name: &str) -> Option<HeaderName> {
         Some(match name {
-            TRACEPARENT => HeaderName::from_static(TRACEPARENT),
-            TRACESTATE => HeaderName::from_static(TRACESTATE),
-            BAGGAGE => HeaderName::from_static(BAGGAGE),
-            TRACERESPONSE => HeaderName::from_static(TRACERESPONSE),
-            REQUEST_ID => HeaderName::from_static(REQUEST_ID),
-            CORRELATION_CONTEXT => HeaderName::from_static(CORRELATION_CONTEXT),
-            REQUEST_CONTEXT => HeaderName::from_static(REQUEST_CONTEXT),
+            headers::TRACEPARENT => TRACEPARENT,
+            headers::TRACESTATE => TRACESTATE,
+            headers::BAGGAGE => BAGGAGE,
+            headers::TRACERESPONSE => TRACERESPONSE,
+            headers::REQUEST_ID => REQUEST_ID,
+            headers::CORRELATION_CONTEXT => CORRELATION_CONTEXT,
+            headers::REQUEST_CONTEXT => REQUEST_CONTEXT,
             other => HeaderName::from_bytes(other.as_bytes()).ok()?,
         })
     }
 
+    fn text(v: &HeaderValue) -> &str {
+        v.to_str().unwrap_or(INVALID_LINE)
+    }
+
     impl Extractor for HeaderMap {
         fn get_all(&self, name: &str) -> impl Iterator<Item = &str> {
-            HeaderMap::get_all(self, name)
-                .iter()
-                .map(|v| v.to_str().unwrap_or(INVALID_LINE))
+            // Not a valid header name: nothing can be stored under it.
+            let values = self::name(name).map(|n| HeaderMap::get_all(self, n));
+            values.into_iter().flatten().map(text)
+        }
+
+        fn correlation_headers(&self) -> CorrelationHeaders<'_> {
+            let mut c = CorrelationHeaders::default();
+            if self.len() <= SCAN_LIMIT {
+                for (name, value) in self {
+                    c.push(name.as_str(), text(value));
+                }
+                return c;
+            }
+            for n in [
+                TRACEPARENT,
+                TRACESTATE,
+                BAGGAGE,
+                REQUEST_ID,
+                CORRELATION_CONTEXT,
+                REQUEST_CONTEXT,
+            ] {
+                for v in HeaderMap::get_all(self, &n).iter().take(2) {
+                    c.push(n.as_str(), text(v));
+                }
+            }
+            c
         }
     }
 
     impl Injector for HeaderMap {
         fn set(&mut self, name: &'static str, value: &str) {
-            if let (Some(n), Ok(v)) = (known_name(name), HeaderValue::from_str(value)) {
+            if let (Some(n), Ok(v)) = (self::name(name), HeaderValue::from_str(value)) {
                 self.insert(n, v);
             }
         }
 
         fn contains(&self, name: &str) -> bool {
-            self.contains_key(name)
+            self::name(name).is_some_and(|n| self.contains_key(n))
+        }
+
+        fn set_if_absent(&mut self, name: &'static str, value: &str) -> bool {
+            let Some(n) = self::name(name) else {
+                return false;
+            };
+            match self.entry(n) {
+                http::header::Entry::Vacant(slot) => match HeaderValue::from_str(value) {
+                    Ok(v) => {
+                        slot.insert(v);
+                        true
+                    }
+                    Err(_) => false,
+                },
+                http::header::Entry::Occupied(_) => false,
+            }
         }
     }
 
@@ -139,7 +279,10 @@ mod http_impl {
         fn non_utf8_lines_still_count() {
             let mut h = HeaderMap::new();
             h.append("traceparent", HeaderValue::from_bytes(b"\xff").unwrap());
-            assert_eq!(Extractor::get_all(&h, "traceparent").collect::<Vec<_>>(), ["\0"]);
+            assert_eq!(
+                Extractor::get_all(&h, "traceparent").collect::<Vec<_>>(),
+                ["\0"]
+            );
         }
     }
 }

@@ -112,7 +112,9 @@ fn endpoint(url: &str) -> Result<String, ConnectionStringError> {
         .filter(|r| !r.is_empty() && !r.contains(char::is_whitespace));
     match rest {
         Some(_) => Ok(url.to_owned()),
-        None => Err(ConnectionStringError::new(ConnectionStringErrorKind::InvalidEndpoint)),
+        None => Err(ConnectionStringError::new(
+            ConnectionStringErrorKind::InvalidEndpoint,
+        )),
     }
 }
 
@@ -172,7 +174,9 @@ impl ConnectionString {
     pub fn from_env() -> Result<Self, ConnectionStringError> {
         match std::env::var(ENV_VAR) {
             Ok(s) => Self::parse(&s),
-            Err(_) => Err(ConnectionStringError::new(ConnectionStringErrorKind::NotSet)),
+            Err(_) => Err(ConnectionStringError::new(
+                ConnectionStringErrorKind::NotSet,
+            )),
         }
     }
 
@@ -233,8 +237,8 @@ impl fmt::Display for ConnectionString {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use ConnectionStringErrorKind::*;
+    use proptest::prelude::*;
 
     const IKEY: &str = "00000000-1111-2222-3333-444444444444";
 
@@ -250,16 +254,26 @@ mod tests {
             " instrumentationkey = {IKEY} ;;EndpointSuffix=applicationinsights.azure.cn;Location=chinaeast2;"
         ))
         .unwrap();
-        assert_eq!(cs.ingestion_endpoint(), "https://chinaeast2.dc.applicationinsights.azure.cn");
-        let cs = ConnectionString::parse(&format!("InstrumentationKey={IKEY};EndpointSuffix=ai.example")).unwrap();
+        assert_eq!(
+            cs.ingestion_endpoint(),
+            "https://chinaeast2.dc.applicationinsights.azure.cn"
+        );
+        let cs = ConnectionString::parse(&format!(
+            "InstrumentationKey={IKEY};EndpointSuffix=ai.example"
+        ))
+        .unwrap();
         assert_eq!(cs.ingestion_endpoint(), "https://dc.ai.example");
         let cs = ConnectionString::parse(&format!(
             "InstrumentationKey={IKEY};IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/;EndpointSuffix=x"
         ))
         .unwrap();
-        assert_eq!(cs.track_url(), "https://westeurope-5.in.applicationinsights.azure.com/v2.1/track");
+        assert_eq!(
+            cs.track_url(),
+            "https://westeurope-5.in.applicationinsights.azure.com/v2.1/track"
+        );
         // Values may contain '=': split at the first one only.
-        let cs = ConnectionString::parse(&format!("InstrumentationKey={IKEY};Authorization=a=b")).unwrap();
+        let cs = ConnectionString::parse(&format!("InstrumentationKey={IKEY};Authorization=a=b"))
+            .unwrap();
         assert_eq!(cs.instrumentation_key(), IKEY);
     }
 
@@ -267,14 +281,42 @@ mod tests {
     fn spec_7_6_typed_errors() {
         assert_eq!(kind(""), Empty);
         assert_eq!(kind(" ; ;"), Empty);
-        assert_eq!(kind(&format!("InstrumentationKey={IKEY};{}", "x=y;".repeat(1100))), TooLong);
-        assert_eq!(kind(&format!("InstrumentationKey={IKEY};oops")), MalformedPair);
-        assert_eq!(kind(&format!("InstrumentationKey={IKEY};=x")), MalformedPair);
-        assert_eq!(kind(&format!("InstrumentationKey={IKEY};INSTRUMENTATIONKEY={IKEY}")), DuplicateKey);
-        assert_eq!(kind("IngestionEndpoint=https://x"), MissingInstrumentationKey);
+        assert_eq!(
+            kind(&format!(
+                "InstrumentationKey={IKEY};{}",
+                "x=y;".repeat(1100)
+            )),
+            TooLong
+        );
+        assert_eq!(
+            kind(&format!("InstrumentationKey={IKEY};oops")),
+            MalformedPair
+        );
+        assert_eq!(
+            kind(&format!("InstrumentationKey={IKEY};=x")),
+            MalformedPair
+        );
+        assert_eq!(
+            kind(&format!(
+                "InstrumentationKey={IKEY};INSTRUMENTATIONKEY={IKEY}"
+            )),
+            DuplicateKey
+        );
+        assert_eq!(
+            kind("IngestionEndpoint=https://x"),
+            MissingInstrumentationKey
+        );
         assert_eq!(kind("InstrumentationKey="), MissingInstrumentationKey);
-        assert_eq!(kind("InstrumentationKey=not-a-guid"), InvalidInstrumentationKey);
-        assert_eq!(kind(&format!("InstrumentationKey={IKEY};IngestionEndpoint=ftp://x")), InvalidEndpoint);
+        assert_eq!(
+            kind("InstrumentationKey=not-a-guid"),
+            InvalidInstrumentationKey
+        );
+        assert_eq!(
+            kind(&format!(
+                "InstrumentationKey={IKEY};IngestionEndpoint=ftp://x"
+            )),
+            InvalidEndpoint
+        );
     }
 
     #[test]

@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn spec_6_4_ids_from_cookies() {
-        let c = UserCookies::parse_lines(["a=b; ai_user=u+/=-_9|2026", "ai_session=sess|1700000000000|1700000000001"]);
+        let c = UserCookies::parse_lines([
+            "a=b; ai_user=u+/=-_9|2026",
+            "ai_session=sess|1700000000000|1700000000001",
+        ]);
         assert_eq!(c.user_id.as_deref(), Some("u+/=-_9"));
         assert_eq!(c.session_id.as_deref(), Some("sess"));
         assert_eq!(c.auth_user_id, None);
@@ -136,9 +139,19 @@ mod tests {
             "ai_authUser=a%3Bb".to_owned(),
             "ai_user".to_owned(),
         ] {
-            assert_eq!(UserCookies::parse_lines([bad.as_str()]), UserCookies::default(), "{bad}");
+            assert_eq!(
+                UserCookies::parse_lines([bad.as_str()]),
+                UserCookies::default(),
+                "{bad}"
+            );
         }
-        assert_eq!(UserCookies::parse_lines([format!("ai_user={}|x", "a".repeat(128)).as_str()]).user_id.unwrap().len(), 128);
+        assert_eq!(
+            UserCookies::parse_lines([format!("ai_user={}|x", "a".repeat(128)).as_str()])
+                .user_id
+                .unwrap()
+                .len(),
+            128
+        );
     }
 
     proptest! {

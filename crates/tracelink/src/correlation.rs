@@ -275,7 +275,8 @@ impl Correlation {
         item.tags
             .insert_if_absent(tags::OPERATION_ID, self.op.trace_id.to_hex().as_str());
         if let Some(p) = parent {
-            item.tags.insert_if_absent(tags::OPERATION_PARENT_ID, p.to_string());
+            item.tags
+                .insert_if_absent(tags::OPERATION_PARENT_ID, p.to_string());
         }
         if let Some(name) = &self.op.name {
             item.tags.insert_if_absent(tags::OPERATION_NAME, &**name);
@@ -311,19 +312,23 @@ impl fmt::Debug for Correlation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Request, Trace, SeverityLevel};
+    use crate::model::{Request, SeverityLevel, Trace};
     use std::time::Duration;
 
     #[test]
     fn spec_1_4_parent_relations() {
         let cfg = Propagation::default();
-        let req = Correlation::new_root_named(&cfg, SamplingDecision::new(50.0, true), Some("GET /x"));
+        let req =
+            Correlation::new_root_named(&cfg, SamplingDecision::new(50.0, true), Some("GET /x"));
         let r = req.to_item(Request::new("GET /x", "200", Duration::ZERO));
         assert_eq!(r.id(), Some(req.id().to_string().as_str()));
         assert_eq!(r.operation_parent_id(), None);
         assert_eq!(r.sample_rate, Some(50.0));
         let log = req.child_item(Trace::new("hi", SeverityLevel::Information));
-        assert_eq!(log.operation_parent_id(), Some(req.id().to_string().as_str()));
+        assert_eq!(
+            log.operation_parent_id(),
+            Some(req.id().to_string().as_str())
+        );
         assert_eq!(log.tags.get(tags::OPERATION_NAME), Some("GET /x"));
         assert_eq!(log.operation_id(), Some(req.trace_id().to_hex().as_str()));
     }

@@ -203,7 +203,12 @@ impl Serialize for Measurements<'_> {
 }
 
 /// Writes `key` when `value` is non-empty, cut to `max` (SPEC 7.3).
-fn opt<M: SerializeMap>(m: &mut M, key: &'static str, value: &str, max: usize) -> Result<(), M::Error> {
+fn opt<M: SerializeMap>(
+    m: &mut M,
+    key: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), M::Error> {
     if value.is_empty() {
         return Ok(());
     }
@@ -222,7 +227,10 @@ impl Serialize for BaseDataSer<'_> {
                 opt(&mut m, "name", &r.name, limits::NAME)?;
                 m.serialize_entry("duration", &Dur(r.duration))?;
                 m.serialize_entry("success", &r.success)?;
-                m.serialize_entry("responseCode", truncate(&r.response_code, limits::RESPONSE_CODE))?;
+                m.serialize_entry(
+                    "responseCode",
+                    truncate(&r.response_code, limits::RESPONSE_CODE),
+                )?;
                 opt(&mut m, "source", &r.source, limits::SOURCE)?;
                 opt(&mut m, "url", &r.url, limits::URL)?;
             }
@@ -324,7 +332,14 @@ impl Serialize for PointSer<'_> {
         opt(&mut m, "ns", &p.namespace, limits::METRIC_NAMESPACE)?;
         m.serialize_entry("name", truncate(&p.name, limits::TYPE_NAME))?;
         let aggregate = p.count.is_some();
-        m.serialize_entry("kind", if aggregate { "Aggregation" } else { "Measurement" })?;
+        m.serialize_entry(
+            "kind",
+            if aggregate {
+                "Aggregation"
+            } else {
+                "Measurement"
+            },
+        )?;
         m.serialize_entry("value", &p.value)?;
         if let Some(c) = p.count {
             m.serialize_entry("count", &c)?;
@@ -429,7 +444,10 @@ pub fn from_value(value: Value) -> Result<ParsedEnvelope, EnvelopeError> {
     let time = wire_time::parse_time(&time).ok_or_else(|| EnvelopeError::invalid("time"))?;
     let sample_rate = match env.get("sampleRate") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_f64().ok_or_else(|| EnvelopeError::invalid("sampleRate"))?),
+        Some(v) => Some(
+            v.as_f64()
+                .ok_or_else(|| EnvelopeError::invalid("sampleRate"))?,
+        ),
     };
     let ikey = string(&env, "iKey");
     let mut tags = Tags::new();
@@ -527,7 +545,8 @@ fn read_data(base_type: &str, b: &mut Map<String, Value>) -> Result<TelemetryDat
             url: text(b, "url"),
             duration: duration(b, "baseData.duration")?,
             response_code: required(b, "responseCode", "baseData.responseCode")?,
-            success: boolean(b, "success").ok_or_else(|| EnvelopeError::missing("baseData.success"))?,
+            success: boolean(b, "success")
+                .ok_or_else(|| EnvelopeError::missing("baseData.success"))?,
             source: text(b, "source"),
         }),
         "RemoteDependencyData" => TelemetryData::Dependency(Dependency {
@@ -619,15 +638,24 @@ mod tests {
     const CAPTURES: [(&str, &str); 3] = [
         (
             "node w3c",
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/captures/node-applicationinsights-2.9.8-w3c.ndjson")),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/data/captures/node-applicationinsights-2.9.8-w3c.ndjson"
+            )),
         ),
         (
             "node legacy",
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/captures/node-applicationinsights-2.9.8-requestid-legacy.ndjson")),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/data/captures/node-applicationinsights-2.9.8-requestid-legacy.ndjson"
+            )),
         ),
         (
             "python",
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/captures/python-azure-monitor-exporter-1.0.0b58.ndjson")),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/data/captures/python-azure-monitor-exporter-1.0.0b58.ndjson"
+            )),
         ),
     ];
 
@@ -642,7 +670,9 @@ mod tests {
                 let json = to_json(&p.telemetry, p.ikey.as_deref().unwrap_or(""));
                 let mut again = parse(json.as_bytes()).unwrap().telemetry;
                 // sampleRate 100 is not written (SPEC 7.1), so it reads back as undecided.
-                again.sample_rate = again.sample_rate.or(p.telemetry.sample_rate.filter(|r| *r >= 100.0));
+                again.sample_rate = again
+                    .sample_rate
+                    .or(p.telemetry.sample_rate.filter(|r| *r >= 100.0));
                 assert_eq!(again, p.telemetry, "{what}");
             }
         }
@@ -655,12 +685,20 @@ mod tests {
     fn spec_7_node_capture_fields() {
         let line = CAPTURES[0].1.lines().next().unwrap();
         let p = parse(line.as_bytes()).unwrap();
-        assert_eq!(p.ikey.as_deref(), Some("00000000-1111-2222-3333-444444444444"));
-        let TelemetryData::Dependency(d) = &p.telemetry.data else { panic!() };
+        assert_eq!(
+            p.ikey.as_deref(),
+            Some("00000000-1111-2222-3333-444444444444")
+        );
+        let TelemetryData::Dependency(d) = &p.telemetry.data else {
+            panic!()
+        };
         assert_eq!(d.id, "|0af7651916cd43dd8448eb211c80319c.533cff2d8cc34f77.");
         assert_eq!(d.target, "127.0.0.1:45611 | cid-v1:downstream-app-id");
         assert_eq!(d.duration, Duration::from_millis(3));
-        assert_eq!(p.telemetry.operation_id(), Some("0af7651916cd43dd8448eb211c80319c"));
+        assert_eq!(
+            p.telemetry.operation_id(),
+            Some("0af7651916cd43dd8448eb211c80319c")
+        );
         // Empty tags are dropped ("ai.device.id": "").
         assert_eq!(p.telemetry.tags.get("ai.device.id"), None);
     }
@@ -670,7 +708,8 @@ mod tests {
         r.id = "b7ad6b7169203331".into();
         r.url = "http://h/orders/1".into();
         let mut t = Telemetry::new(r);
-        t.tags.insert(tags::OPERATION_ID, "0af7651916cd43dd8448eb211c80319c");
+        t.tags
+            .insert(tags::OPERATION_ID, "0af7651916cd43dd8448eb211c80319c");
         t.tags.insert(tags::CLOUD_ROLE, "");
         t.properties.insert("k".into(), "v".into());
         t.measurements.insert("nan".into(), f64::NAN);
@@ -694,7 +733,14 @@ mod tests {
         assert!(v["tags"].get(tags::CLOUD_ROLE).is_none());
         assert!(v["data"]["baseData"].get("source").is_none());
         // Non-finite measurements cannot be JSON.
-        assert!(v["data"]["baseData"].get("measurements").unwrap().as_object().unwrap().is_empty());
+        assert!(
+            v["data"]["baseData"]
+                .get("measurements")
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .is_empty()
+        );
         let no_key: Value = serde_json::from_str(&to_json(&sample(), "")).unwrap();
         assert_eq!(no_key["name"], "Microsoft.ApplicationInsights.Request");
         assert!(no_key.get("iKey").is_none());
@@ -721,8 +767,16 @@ mod tests {
         let bd = &v["data"]["baseData"];
         assert_eq!(bd["name"].as_str().unwrap().chars().count(), 1024);
         assert_eq!(bd["id"].as_str().unwrap().len(), 512);
-        assert_eq!(v["tags"][tags::OPERATION_PARENT_ID].as_str().unwrap().len(), 128);
-        let (k, pv) = bd["properties"].as_object().unwrap().iter().find(|(k, _)| k.starts_with("kk")).unwrap();
+        assert_eq!(
+            v["tags"][tags::OPERATION_PARENT_ID].as_str().unwrap().len(),
+            128
+        );
+        let (k, pv) = bd["properties"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.starts_with("kk"))
+            .unwrap();
         assert_eq!((k.len(), pv.as_str().unwrap().len()), (150, 8192));
     }
 
@@ -731,10 +785,16 @@ mod tests {
         let ok = to_json(&sample(), "");
         assert!(parse(ok.as_bytes()).is_ok());
         for (field, broken) in [
-            ("name", ok.replace("\"name\":\"Microsoft", "\"nom\":\"Microsoft")),
+            (
+                "name",
+                ok.replace("\"name\":\"Microsoft", "\"nom\":\"Microsoft"),
+            ),
             ("time", ok.replace("\"time\"", "\"tim\"")),
             ("data.baseType", ok.replace("\"baseType\"", "\"base\"")),
-            ("baseData.responseCode", ok.replace("\"responseCode\"", "\"rc\"")),
+            (
+                "baseData.responseCode",
+                ok.replace("\"responseCode\"", "\"rc\""),
+            ),
             ("baseData.success", ok.replace("\"success\"", "\"ok\"")),
         ] {
             let e = parse(broken.as_bytes()).unwrap_err();
@@ -753,8 +813,16 @@ mod tests {
             Telemetry::new(Exception::new("io::Error", "boom")),
             Telemetry::new(Event::new("clicked")),
             Telemetry::new(Metric::new("queue", 3.5)),
-            Telemetry::new(PageView { id: "p1".into(), name: "Home".into(), duration: Some(Duration::from_millis(20)), ..PageView::default() }),
-            Telemetry::new(OtherData { base_type: "AvailabilityData".into(), base_data: r#"{"id":"a","ver":2}"#.into() }),
+            Telemetry::new(PageView {
+                id: "p1".into(),
+                name: "Home".into(),
+                duration: Some(Duration::from_millis(20)),
+                ..PageView::default()
+            }),
+            Telemetry::new(OtherData {
+                base_type: "AvailabilityData".into(),
+                base_data: r#"{"id":"a","ver":2}"#.into(),
+            }),
         ];
         for t in &mut items {
             t.time = wire_time::parse_time("2026-11-21T05:46:41.1234567Z").unwrap();

@@ -30,7 +30,7 @@
 //! ```
 
 use crate::baggage::Baggage;
-use crate::carrier::{Extractor, headers};
+use crate::carrier::{Extractor, Lines, headers};
 use crate::correlation::{Correlation, ItemId, Operation};
 use crate::correlation_context;
 use crate::id::{SpanId, TraceId};
@@ -70,37 +70,82 @@ pub struct Incoming {
 
 /// Applies SPEC 2 to the headers of an incoming request.
 pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Incoming {
-    let mut incoming = match TraceParent::parse_lines(carrier.get_all(headers::TRACEPARENT)) {
-        Ok(tp) => Incoming {
+    let h = carrier.correlation_headers();
+    // Several lines of a header: read them all (rare; single lines need no second lookup).
+    let lines = |l: Lines<'_>, name: &'static str| -> Vec<&str> {
+        if l.more {
+            carrier.get_all(name).collect()
+        } else {
+            Vec::new()
+        }
+    };
+    let traceparent = match (h.traceparent.first, h.traceparent.more) {
+        (Some(line), false) => TraceParent::parse(line).ok(),
+        _ => None,
+    };
+    let mut incoming = match traceparent {
+        Some(tp) => Incoming {
             trace_id: tp.trace_id(),
             parent: Some(ItemId::span(tp.parent_id())),
             flags: tp.flags(),
             // An absent or invalid tracestate is simply not forwarded.
-            trace_state: TraceState::parse_lines(carrier.get_all(headers::TRACESTATE)).ok(),
+            trace_state: match (h.tracestate.first, h.tracestate.more) {
+                (None, _) => None,
+                (Some(line), false) => TraceState::parse(line).ok(),
+                (Some(_), true) => {
+                    TraceState::parse_lines(lines(h.tracestate, headers::TRACESTATE)).ok()
+                }
+            },
             baggage: Baggage::new(),
             legacy_root_id: None,
             source: None,
             origin: Origin::TraceParent,
         },
-        Err(_) => from_request_id(carrier),
+        None => from_request_id(h.request_id),
     };
-    incoming
-        .baggage
-        .merge_w3c_lines(carrier.get_all(headers::BAGGAGE));
-    correlation_context::merge_lines(
-        &mut incoming.baggage,
-        carrier.get_all(headers::CORRELATION_CONTEXT),
-    );
-    let own = config.own_app_id().map(|a| a.as_str());
-    incoming.source = carrier
-        .get_all(headers::REQUEST_CONTEXT)
-        .find_map(request_context::app_id)
-        .filter(|x| Some(*x) != own)
-        .map(|x| format!("{CID_PREFIX}{x}").into_boxed_str());
+    if !h.baggage.is_empty() {
+        let all = lines(h.baggage, headers::BAGGAGE);
+        let one = [h.baggage.first.unwrap_or_default()];
+        incoming.baggage.merge_w3c_lines(
+            if h.baggage.more { &all[..] } else { &one[..] }
+                .iter()
+                .copied(),
+        );
+    }
+    if !h.correlation_context.is_empty() {
+        let all = lines(h.correlation_context, headers::CORRELATION_CONTEXT);
+        let one = [h.correlation_context.first.unwrap_or_default()];
+        let src = if h.correlation_context.more {
+            &all[..]
+        } else {
+            &one[..]
+        };
+        correlation_context::merge_lines(&mut incoming.baggage, src.iter().copied());
+    }
+    if let Some(first) = h.request_context.first {
+        let own = config.own_app_id().map(|a| a.as_str());
+        let all = lines(h.request_context, headers::REQUEST_CONTEXT);
+        let one = [first];
+        let src = if h.request_context.more {
+            &all[..]
+        } else {
+            &one[..]
+        };
+        incoming.source = src
+            .iter()
+            .find_map(|v| request_context::app_id(v))
+            .filter(|x| Some(*x) != own)
+            .map(|x| {
+                let mut s = String::with_capacity(CID_PREFIX.len() + x.len());
+                s.push_str(CID_PREFIX);
+                s.push_str(x);
+                s.into_boxed_str()
+            });
+    }
     incoming
 }
 
-fn from_request_id<E: Extractor + ?Sized>(carrier: &E) -> Incoming {
+fn from_request_id(lines: Lines<'_>) -> Incoming {
     let mut incoming = Incoming {
         trace_id: TraceId::random(),
         parent: None,
@@ -111,7 +156,11 @@ fn from_request_id<E: Extractor + ?Sized>(carrier: &E) -> Incoming {
         source: None,
         origin: Origin::New,
     };
-    if let Ok(rid) = request_id::parse_lines(carrier.get_all(headers::REQUEST_ID)) {
+    let rid = match (lines.first, lines.more) {
+        (Some(line), false) => request_id::parse(line).ok(),
+        _ => None,
+    };
+    if let Some(rid) = rid {
         incoming.parent = Some(ItemId::text(rid));
         match request_id::w3c_trace_id(rid) {
             Some(t) => {
@@ -230,7 +279,10 @@ mod tests {
 
     #[test]
     fn spec_2_1_traceparent() {
-        let i = ex(&[(headers::TRACEPARENT, TP), (headers::TRACESTATE, "congo=t61rcWkgMzE")]);
+        let i = ex(&[
+            (headers::TRACEPARENT, TP),
+            (headers::TRACESTATE, "congo=t61rcWkgMzE"),
+        ]);
         assert_eq!(i.origin(), Origin::TraceParent);
         assert_eq!(i.trace_id().to_string(), T);
         assert_eq!(i.parent_id().unwrap().to_string(), "b7ad6b7169203331");
@@ -256,7 +308,10 @@ mod tests {
         assert_eq!(i.legacy_root_id(), Some("legacy-root-42"));
         let req = i.into_request(&Propagation::default(), SamplingDecision::KEEP_ALL, None);
         let item = req.to_item(crate::model::Request::default());
-        assert_eq!(item.properties.get("ai_legacyRootId").map(String::as_str), Some("legacy-root-42"));
+        assert_eq!(
+            item.properties.get("ai_legacyRootId").map(String::as_str),
+            Some("legacy-root-42")
+        );
     }
 
     #[test]
@@ -269,7 +324,10 @@ mod tests {
 
     #[test]
     fn spec_2_5_traceparent_wins() {
-        let i = ex(&[(headers::TRACEPARENT, TP), (headers::REQUEST_ID, "|legacy.1.")]);
+        let i = ex(&[
+            (headers::TRACEPARENT, TP),
+            (headers::REQUEST_ID, "|legacy.1."),
+        ]);
         assert_eq!(i.origin(), Origin::TraceParent);
         assert_eq!(i.legacy_root_id(), None);
     }
@@ -277,7 +335,10 @@ mod tests {
     #[test]
     fn spec_2_6_invalid_traceparent_falls_back_and_drops_tracestate() {
         let i = ex(&[
-            (headers::TRACEPARENT, "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"),
+            (
+                headers::TRACEPARENT,
+                "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            ),
             (headers::TRACESTATE, "a=1"),
             (headers::REQUEST_ID, "|legacy.1."),
         ]);
@@ -290,20 +351,35 @@ mod tests {
 
     #[test]
     fn spec_2_7_flags_carried() {
-        let i = ex(&[(headers::TRACEPARENT, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")]);
+        let i = ex(&[(
+            headers::TRACEPARENT,
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        )]);
         assert!(!i.flags().is_sampled());
         let req = i.into_request(&Propagation::default(), SamplingDecision::KEEP_ALL, None);
-        assert!(req.new_child().traceparent().unwrap().to_header().ends_with("-00"));
+        assert!(
+            req.new_child()
+                .traceparent()
+                .unwrap()
+                .to_header()
+                .ends_with("-00")
+        );
     }
 
     #[test]
     fn spec_2_8_baggage_from_both_headers() {
         let i = ex(&[
             (headers::BAGGAGE, "userId=w3c,region=eu"),
-            (headers::CORRELATION_CONTEXT, "userId=legacy, tenant=contoso"),
+            (
+                headers::CORRELATION_CONTEXT,
+                "userId=legacy, tenant=contoso",
+            ),
         ]);
         let b: Vec<_> = i.baggage().iter().collect();
-        assert_eq!(b, [("userId", "w3c"), ("region", "eu"), ("tenant", "contoso")]);
+        assert_eq!(
+            b,
+            [("userId", "w3c"), ("region", "eu"), ("tenant", "contoso")]
+        );
     }
 
     #[test]
@@ -313,7 +389,10 @@ mod tests {
         let own = Propagation::default().app_id(AppId::new("me").unwrap());
         let h = headers(&[(headers::REQUEST_CONTEXT, "appId=cid-v1:me")]);
         assert_eq!(extract(&h, &own).source(), None);
-        assert_eq!(ex(&[(headers::REQUEST_CONTEXT, "appId=cid-v1:")]).source(), None);
+        assert_eq!(
+            ex(&[(headers::REQUEST_CONTEXT, "appId=cid-v1:")]).source(),
+            None
+        );
     }
 
     #[test]
@@ -322,12 +401,20 @@ mod tests {
         let h = headers(&[(headers::REQUEST_ID, "|legacy.1.")]);
         let req = extract(&h, &cfg).into_request(&cfg, SamplingDecision::KEEP_ALL, None);
         let id = req.id().to_string();
-        assert!(id.starts_with("|legacy.1.") && id.ends_with('_') && id.len() == 19, "{id}");
+        assert!(
+            id.starts_with("|legacy.1.") && id.ends_with('_') && id.len() == 19,
+            "{id}"
+        );
         assert_eq!(req.new_child().id().to_string(), format!("{id}1."));
         let h = headers(&[(headers::TRACEPARENT, TP)]);
         let req = extract(&h, &cfg).into_request(&cfg, SamplingDecision::KEEP_ALL, None);
-        assert!(req.id().to_string().starts_with(&format!("|{T}.b7ad6b7169203331.")));
-        let req = extract(&HeaderMap::new(), &cfg).into_request(&cfg, SamplingDecision::KEEP_ALL, None);
+        assert!(
+            req.id()
+                .to_string()
+                .starts_with(&format!("|{T}.b7ad6b7169203331."))
+        );
+        let req =
+            extract(&HeaderMap::new(), &cfg).into_request(&cfg, SamplingDecision::KEEP_ALL, None);
         assert_eq!(req.id().to_string(), format!("|{}.", req.trace_id()));
     }
 }

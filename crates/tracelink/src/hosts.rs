@@ -98,7 +98,8 @@ impl HostFilter {
             return false;
         }
         let host = strip_port(host).trim_end_matches('.');
-        self.excluded.iter().any(|p| p.matches(host)) && !self.allowed.iter().any(|p| p.matches(host))
+        self.excluded.iter().any(|p| p.matches(host))
+            && !self.allowed.iter().any(|p| p.matches(host))
     }
 }
 
@@ -129,14 +130,22 @@ mod tests {
         ] {
             assert!(f.is_excluded(h), "{h}");
         }
-        for h in ["xcore.windows.net", "windows.net", "127.0.0.1:8080", "[::1]:80", "core.windows.net.evil.com"] {
+        for h in [
+            "xcore.windows.net",
+            "windows.net",
+            "127.0.0.1:8080",
+            "[::1]:80",
+            "core.windows.net.evil.com",
+        ] {
             assert!(!f.is_excluded(h), "{h}");
         }
     }
 
     #[test]
     fn spec_5_6_patterns_and_allow_list() {
-        let f = HostFilter::none().exclude("*.example.com").exclude("localhost");
+        let f = HostFilter::none()
+            .exclude("*.example.com")
+            .exclude("localhost");
         assert!(f.is_excluded("a.example.com"));
         assert!(!f.is_excluded("example.com"));
         assert!(f.is_excluded("localhost:3000"));

@@ -140,27 +140,29 @@ impl Propagation {
             return false;
         }
         let trace_id = dependency.trace_id();
-        let traceparent = dependency.traceparent();
         if self.mode != PropagationMode::Hierarchical
-            && let Some(tp) = &traceparent
-            && !carrier.contains(headers::TRACEPARENT)
+            && let Some(tp) = dependency.traceparent()
+            && carrier.set_if_absent(headers::TRACEPARENT, &tp.to_header())
+            && let Some(ts) = dependency.trace_state().and_then(|t| t.for_propagation())
         {
-            carrier.set(headers::TRACEPARENT, &tp.to_header());
-            if let Some(ts) = dependency.trace_state().and_then(|t| t.for_propagation())
-                && !carrier.contains(headers::TRACESTATE)
-            {
-                carrier.set(headers::TRACESTATE, &ts);
-            }
+            carrier.set_if_absent(headers::TRACESTATE, &ts);
         }
-        if !carrier.contains(headers::REQUEST_ID) {
-            let rid = match (self.mode, dependency.id().span_id()) {
-                (PropagationMode::W3c, _) => None,
-                (_, Some(span)) => Some(request_id::w3c_compatible(trace_id, span)),
-                (_, None) => dependency.id().as_text().map(str::to_owned),
-            };
-            if let Some(rid) = rid {
-                carrier.set(headers::REQUEST_ID, &rid);
+        match (
+            self.mode,
+            dependency.id().span_id(),
+            dependency.id().as_text(),
+        ) {
+            (PropagationMode::W3c, _, _) => {}
+            (_, Some(span), _) => {
+                carrier.set_if_absent(
+                    headers::REQUEST_ID,
+                    &request_id::w3c_compatible(trace_id, span),
+                );
             }
+            (_, None, Some(text)) => {
+                carrier.set_if_absent(headers::REQUEST_ID, text);
+            }
+            _ => {}
         }
         self.inject_baggage(dependency.baggage(), carrier);
         if let Some(own) = &self.app_id {
@@ -176,13 +178,13 @@ impl Propagation {
         if !carrier.contains(headers::CORRELATION_CONTEXT) {
             let v = correlation_context::to_header(baggage);
             if !v.is_empty() {
-                carrier.set(headers::CORRELATION_CONTEXT, &v);
+                carrier.set_if_absent(headers::CORRELATION_CONTEXT, &v);
             }
         }
         if self.w3c_baggage && !carrier.contains(headers::BAGGAGE) {
             let v = baggage.to_w3c_header();
             if !v.is_empty() {
-                carrier.set(headers::BAGGAGE, &v);
+                carrier.set_if_absent(headers::BAGGAGE, &v);
             }
         }
     }
@@ -190,9 +192,12 @@ impl Propagation {
 
 /// SPEC 5.3: add `appId=cid-v1:<own>` unless an `appId` item is already there.
 fn inject_request_context<I: Injector + ?Sized>(own: &AppId, carrier: &mut I) {
+    if carrier.set_if_absent(headers::REQUEST_CONTEXT, own.header_value()) {
+        return;
+    }
     let existing = carrier.get(headers::REQUEST_CONTEXT).map(str::to_owned);
     match existing {
-        None => carrier.set(headers::REQUEST_CONTEXT, own.header_value()),
+        None => {}
         Some(v) if request_context::app_id_item(&v).is_none() => {
             let v = v.trim().trim_end_matches(',');
             let joined = if v.is_empty() {

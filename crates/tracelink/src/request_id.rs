@@ -24,7 +24,7 @@
 use core::fmt::Write as _;
 
 use crate::error::{ParseError, ParseErrorKind};
-use crate::id::{SpanId, TraceId, parse_lower_hex};
+use crate::id::{AsciiBuf, SpanId, TraceId, parse_lower_hex, write_lower_hex};
 use crate::rng;
 
 /// Longest valid Request-Id (SPEC 3.3).
@@ -87,15 +87,14 @@ pub fn w3c_trace_id(id: &str) -> Option<TraceId> {
     parse_lower_hex(&b[1..33]).and_then(TraceId::from_u128)
 }
 
-/// The back-compat Request-Id sent in W3C mode: `|<trace-id>.<span-id>.` (SPEC 3.5).
-pub fn w3c_compatible(trace_id: TraceId, span_id: SpanId) -> String {
-    let mut s = String::with_capacity(51);
-    s.push('|');
-    s.push_str(&trace_id.to_hex());
-    s.push('.');
-    s.push_str(&span_id.to_hex());
-    s.push('.');
-    s
+/// The back-compat Request-Id sent in W3C mode: `|<trace-id>.<span-id>.` (SPEC 3.5),
+/// formatted on the stack.
+pub fn w3c_compatible(trace_id: TraceId, span_id: SpanId) -> AsciiBuf<51> {
+    let mut b = [b'.'; 51];
+    b[0] = b'|';
+    write_lower_hex(trace_id.to_u128(), &mut b[1..33]);
+    write_lower_hex(u128::from(span_id.to_u64()), &mut b[34..50]);
+    AsciiBuf::from_ascii(b)
 }
 
 /// A new hierarchical root: `|<trace-id>.` (SPEC 3.6).
@@ -195,7 +194,10 @@ mod tests {
             w3c_trace_id("|0af7651916cd43dd8448eb211c80319c.b7ad6b7169203331."),
             Some(t())
         );
-        assert_eq!(w3c_trace_id("|0af7651916cd43dd8448eb211c80319c."), Some(t()));
+        assert_eq!(
+            w3c_trace_id("|0af7651916cd43dd8448eb211c80319c."),
+            Some(t())
+        );
         assert_eq!(w3c_trace_id("|0af7651916cd43dd8448eb211c80319c"), None);
         assert_eq!(w3c_trace_id("|0AF7651916CD43DD8448EB211C80319C."), None);
         assert_eq!(w3c_trace_id("|00000000000000000000000000000000."), None);
@@ -206,7 +208,7 @@ mod tests {
     fn spec_3_5_w3c_back_compat_value() {
         let s: SpanId = "533cff2d8cc34f77".parse().unwrap();
         assert_eq!(
-            w3c_compatible(t(), s),
+            w3c_compatible(t(), s).as_str(),
             "|0af7651916cd43dd8448eb211c80319c.533cff2d8cc34f77."
         );
     }
@@ -214,7 +216,10 @@ mod tests {
     #[test]
     fn spec_3_6_incoming_and_child() {
         let id = incoming("|abc.1.", t());
-        assert!(id.starts_with("|abc.1.") && id.ends_with('_') && id.len() == 16, "{id}");
+        assert!(
+            id.starts_with("|abc.1.") && id.ends_with('_') && id.len() == 16,
+            "{id}"
+        );
         assert!(id[7..15].bytes().all(|c| c.is_ascii_hexdigit()));
         let id = incoming("|abc.1_", t());
         assert!(id.starts_with("|abc.1_") && id.len() == 16);

@@ -127,7 +127,12 @@ mod tests {
         assert!(v.cases.len() >= 30);
         for c in &v.cases {
             let got = score(&c.input);
-            assert!((got - c.score).abs() < 1e-9, "{:?}: {got} != {}", c.input, c.score);
+            assert!(
+                (got - c.score).abs() < 1e-9,
+                "{:?}: {got} != {}",
+                c.input,
+                c.score
+            );
             if let Ok(id) = c.input.parse::<TraceId>() {
                 assert_eq!(score_trace_id(id), got);
             }

@@ -179,7 +179,9 @@ mod tests {
         }
         .in_correlation(a);
         let mut outer = std::pin::pin!(outer);
-        let Poll::Ready((before, inner, after)) = poll_once(outer.as_mut()) else { panic!() };
+        let Poll::Ready((before, inner, after)) = poll_once(outer.as_mut()) else {
+            panic!()
+        };
         assert_eq!((before, inner, after), (ida.clone(), idb, ida));
         assert!(current().is_none());
     }

@@ -217,7 +217,15 @@ mod tests {
             parse_duration("1.02:03:04.5000000"),
             Some(Duration::from_secs(86_400 + 7384) + ms(500))
         );
-        for bad in ["", "1", "00:00", "00:60:00", "aa:00:00", "00:00:00.", "-1:00:00"] {
+        for bad in [
+            "",
+            "1",
+            "00:00",
+            "00:60:00",
+            "aa:00:00",
+            "00:00:00.",
+            "-1:00:00",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }
@@ -227,8 +235,19 @@ mod tests {
         assert_eq!(format_time(UNIX_EPOCH), "1970-01-01T00:00:00.0000000Z");
         let t = parse_time("2000-02-29T23:59:59Z").unwrap();
         assert_eq!(format_time(t), "2000-02-29T23:59:59.0000000Z");
-        assert_eq!(parse_time("2026-11-21T05:46:41.619Z").map(format_time).as_deref(), Some("2026-11-21T05:46:41.6190000Z"));
-        for bad in ["", "2026-11-21", "2026-13-01T00:00:00Z", "2026-11-21T00:00:00", "2026-11-21T00:00:00.Z"] {
+        assert_eq!(
+            parse_time("2026-11-21T05:46:41.619Z")
+                .map(format_time)
+                .as_deref(),
+            Some("2026-11-21T05:46:41.6190000Z")
+        );
+        for bad in [
+            "",
+            "2026-11-21",
+            "2026-13-01T00:00:00Z",
+            "2026-11-21T00:00:00",
+            "2026-11-21T00:00:00.Z",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! A [`Telemetry`] is one item: its start time, context [`Tags`], custom properties and
 //! measurements, an optional sample rate, and the type-specific [`TelemetryData`]. Fields are
-//! public; the [limits](limits) of SPEC 6.5 are applied when an item is serialized, so an item
+//! public; the [`limits`] of SPEC 6.5 are applied when an item is serialized, so an item
 //! built with oversized fields still produces a valid envelope.
 //!
 //! ```
@@ -184,7 +184,11 @@ pub struct Request {
 
 impl Request {
     /// A request with these fields; `success` is `status < 400` when the code is numeric.
-    pub fn new(name: impl Into<String>, response_code: impl Into<String>, duration: Duration) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        response_code: impl Into<String>,
+        duration: Duration,
+    ) -> Self {
         let response_code = response_code.into();
         let success = response_code
             .parse::<u16>()
