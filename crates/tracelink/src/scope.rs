@@ -97,8 +97,8 @@ pin_project! {
 }
 
 impl<F> Scoped<F> {
-    /// Wraps `inner` so that `correlation` is current while it is polled. `None` makes no
-    /// context current (it hides an outer one).
+    /// Wraps `inner` so that `correlation` is current while it is polled. With `None` the
+    /// current context is left as it is (a pass-through).
     pub fn new(inner: F, correlation: Option<Correlation>) -> Self {
         Self { inner, correlation }
     }
@@ -128,6 +128,9 @@ impl<F: Future> Future for Scoped<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        if this.correlation.is_none() {
+            return this.inner.poll(cx);
+        }
         let previous = swap(this.correlation.take());
         let _restore = Restore {
             slot: this.correlation,
@@ -184,6 +187,16 @@ mod tests {
         };
         assert_eq!((before, inner, after), (ida.clone(), idb, ida));
         assert!(current().is_none());
+    }
+
+    #[test]
+    fn none_passes_the_outer_context_through() {
+        let a = root();
+        let id = a.id().clone();
+        let inner = Scoped::new(async { current().map(|c| c.id().clone()) }, None);
+        let outer = inner.in_correlation(a);
+        let mut outer = std::pin::pin!(outer);
+        assert_eq!(poll_once(outer.as_mut()), Poll::Ready(Some(id)));
     }
 
     #[test]

@@ -1,0 +1,33 @@
+//! # tracelink-tower
+//!
+//! tower middleware that makes an axum or hyper service a first-class member of an
+//! Application Insights estate's distributed traces.
+//!
+//! - [`server::CorrelationLayer`]: for every incoming request, extract the caller's context
+//!   (SPEC 2), assign the request id, put the [`tracelink::Correlation`] in request extensions
+//!   and make it current while the handler runs, answer `Request-Context` (SPEC 5.4), and
+//!   record exactly one Request item (SPEC 6.1) into a [`tracelink::TelemetrySink`].
+//! - With feature `axum`: the [`Correlation`] extractor, route-template names from
+//!   `MatchedPath`, and client addresses from `ConnectInfo`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use tracelink::MemorySink;
+//! use tracelink_tower::server::CorrelationLayer;
+//!
+//! let sink = Arc::new(MemorySink::new());
+//! let app: Router = Router::new()
+//!     .route("/orders/{id}", get(|| async { "ok" }))
+//!     .layer(CorrelationLayer::new(sink.clone()).cloud_role("orders-api"));
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(feature = "axum")]
+mod extractor;
+pub mod server;
+pub mod url;
+
+#[cfg(feature = "axum")]
+pub use extractor::{Correlation, MissingCorrelation};

@@ -1,0 +1,713 @@
+//! The server layer: extract the caller's context, assign the request id, make the context
+//! current for the handler, answer `Request-Context`, and record one Request item.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use tower::ServiceExt;
+//! use tracelink::MemorySink;
+//! use tracelink_tower::server::CorrelationLayer;
+//!
+//! let sink = Arc::new(MemorySink::new());
+//! let app = Router::new()
+//!     .route("/orders/{id}", get(|| async { "ok" }))
+//!     .layer(CorrelationLayer::new(sink.clone()).cloud_role("orders-api"));
+//!
+//! let req = http::Request::get("/orders/7")
+//!     .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+//!     .body(axum::body::Body::empty())
+//!     .unwrap();
+//! let res = app.oneshot(req).await.unwrap();
+//! let _ = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+//!
+//! let item = &sink.items()[0];
+//! assert_eq!(item.operation_id(), Some("0af7651916cd43dd8448eb211c80319c"));
+//! assert_eq!(item.operation_parent_id(), Some("b7ad6b7169203331"));
+//! assert_eq!(item.tags.get("ai.cloud.role"), Some("orders-api"));
+//! # }
+//! ```
+//!
+//! ## Ordering
+//!
+//! Apply it with axum's `Router::layer` so that the route template (`MatchedPath`) is known
+//! when the request starts (SPEC 6.1); outside the router the name falls back to the path.
+//! Put `CatchPanic` on either side: a panic is recorded as `success=false`,
+//! `responseCode=500` either way. If an outer layer already put a [`tracelink::Correlation`]
+//! in the request extensions, this layer passes the request through and records nothing, so
+//! two stacked layers never report a request twice (DESIGN invariant 2).
+//!
+//! ## When the item is recorded
+//!
+//! Exactly once per sampled request: when the response body ends (its duration covers the
+//! whole body), when the body fails (`success=false`, property `error`), or when the body is
+//! dropped unfinished (the client went away: property `aborted=true`). A future dropped
+//! before the response head exists records `responseCode=499` (client closed request),
+//! `success=false`. An inner service error records `500`, `success=false`.
+
+mod client_addr;
+mod strategy;
+mod user_tracking;
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Instant, SystemTime};
+
+use http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, HOST, SET_COOKIE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracelink::model::{Request as RequestData, Telemetry, TelemetryData, tags};
+use tracelink::scope::Scoped;
+use tracelink::{Correlation, Propagation, SamplingDecision, TelemetrySink, extract};
+
+pub use client_addr::{ClientAddr, TrustedProxies};
+pub use strategy::{ClassifySuccess, DefaultMakeName, DefaultSuccess, MakeName};
+
+use crate::url::{Redaction, clean_host};
+
+const REQUEST_CONTEXT: HeaderName = HeaderName::from_static("request-context");
+const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
+
+type PartsHook = Arc<dyn Fn(&Parts, &mut Telemetry) + Send + Sync>;
+type ResponseHook = Arc<dyn Fn(&http::response::Parts, &mut Telemetry) + Send + Sync>;
+type Filter = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
+
+struct Config {
+    sink: Arc<dyn TelemetrySink>,
+    propagation: Propagation,
+    request_context: Option<HeaderValue>,
+    cloud_role: Option<Box<str>>,
+    role_instance: Option<Box<str>>,
+    default_scheme: &'static str,
+    trusted: TrustedProxies,
+    redaction: Redaction,
+    traceresponse: bool,
+    track_users: bool,
+    on_request: Option<PartsHook>,
+    on_response: Option<ResponseHook>,
+    filter: Option<Filter>,
+}
+
+/// The server layer; see the [module docs](self).
+#[derive(Clone)]
+pub struct CorrelationLayer<M = DefaultMakeName, C = DefaultSuccess> {
+    config: Arc<Config>,
+    make_name: M,
+    classify: C,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("propagation", &self.propagation)
+            .field("cloud_role", &self.cloud_role)
+            .field("role_instance", &self.role_instance)
+            .field("traceresponse", &self.traceresponse)
+            .field("track_users", &self.track_users)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: fmt::Debug, C: fmt::Debug> fmt::Debug for CorrelationLayer<M, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CorrelationLayer")
+            .field("config", &self.config)
+            .field("make_name", &self.make_name)
+            .field("classify", &self.classify)
+            .finish()
+    }
+}
+
+impl CorrelationLayer {
+    /// A layer that sends Request items to `sink` and asks it for sampling decisions.
+    pub fn new(sink: impl TelemetrySink) -> Self {
+        Self {
+            config: Arc::new(Config {
+                sink: Arc::new(sink),
+                propagation: Propagation::default(),
+                request_context: None,
+                cloud_role: None,
+                role_instance: None,
+                default_scheme: "http",
+                trusted: TrustedProxies::default(),
+                redaction: Redaction::default(),
+                traceresponse: false,
+                track_users: false,
+                on_request: None,
+                on_response: None,
+                filter: None,
+            }),
+            make_name: DefaultMakeName,
+            classify: DefaultSuccess::default(),
+        }
+    }
+}
+
+impl<M, C> CorrelationLayer<M, C> {
+    fn config_mut(&mut self) -> &mut Config {
+        // Builders run before the layer is shared; a clone only happens if it already was.
+        Arc::get_mut(&mut self.config).expect("configure the layer before cloning it")
+    }
+
+    /// The propagation configuration (mode, baggage, own appId, excluded hosts). The own appId
+    /// is also answered in `Request-Context` (SPEC 5.4).
+    pub fn propagation(mut self, propagation: Propagation) -> Self {
+        let c = self.config_mut();
+        c.request_context = propagation
+            .own_app_id()
+            .and_then(|a| HeaderValue::from_str(a.header_value()).ok());
+        c.propagation = propagation;
+        self
+    }
+
+    /// `ai.cloud.role`: the service's name on the application map.
+    pub fn cloud_role(mut self, role: impl Into<String>) -> Self {
+        self.config_mut().cloud_role = Some(role.into().into_boxed_str());
+        self
+    }
+
+    /// `ai.cloud.roleInstance`: this instance (host name, pod name).
+    pub fn role_instance(mut self, instance: impl Into<String>) -> Self {
+        self.config_mut().role_instance = Some(instance.into().into_boxed_str());
+        self
+    }
+
+    /// The scheme of URLs whose request did not say (HTTP/1 behind no trusted proxy):
+    /// `"http"` (the default) or `"https"` for a server that terminates TLS itself.
+    pub fn default_scheme_https(mut self) -> Self {
+        self.config_mut().default_scheme = "https";
+        self
+    }
+
+    /// Trusts `Forwarded` / `X-Forwarded-*` from peers in this network (`10.0.0.0/8`, an
+    /// address). Text that is neither is ignored.
+    pub fn trusted_proxy(mut self, net: &str) -> Self {
+        if let Some(n) = TrustedProxies::parse_net(net) {
+            self.config_mut().trusted.push(n);
+        }
+        self
+    }
+
+    /// Which query values are redacted in URLs.
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.config_mut().redaction = redaction;
+        self
+    }
+
+    /// Also answer the W3C Level 2 `traceresponse` header (off by default).
+    pub fn with_traceresponse(mut self) -> Self {
+        self.config_mut().traceresponse = true;
+        self
+    }
+
+    /// Issue `ai_user` / `ai_session` cookies in the browser SDK's format when absent
+    /// (off by default); see `user_tracking` in the crate docs.
+    pub fn track_users(mut self) -> Self {
+        self.config_mut().track_users = true;
+        self
+    }
+
+    /// A hook that enriches the Request item when the request starts (a telemetry
+    /// initializer): set properties or tags from the request's headers and extensions.
+    pub fn on_request(
+        mut self,
+        f: impl Fn(&Parts, &mut Telemetry) + Send + Sync + 'static,
+    ) -> Self {
+        self.config_mut().on_request = Some(Arc::new(f));
+        self
+    }
+
+    /// A hook that enriches the Request item when the response head is ready, e.g. from
+    /// response extensions set by the handler (the authenticated user).
+    pub fn on_response(
+        mut self,
+        f: impl Fn(&http::response::Parts, &mut Telemetry) + Send + Sync + 'static,
+    ) -> Self {
+        self.config_mut().on_response = Some(Arc::new(f));
+        self
+    }
+
+    /// Records only requests for which `f` is true (skip health checks). Skipped requests
+    /// are still propagated, and their operation is unsampled, so calls they make are not
+    /// recorded either.
+    pub fn filter(mut self, f: impl Fn(&Parts) -> bool + Send + Sync + 'static) -> Self {
+        self.config_mut().filter = Some(Arc::new(f));
+        self
+    }
+
+    /// Names requests with `make_name` when no route template is known.
+    pub fn make_name<N: MakeName>(self, make_name: N) -> CorrelationLayer<N, C> {
+        CorrelationLayer {
+            config: self.config,
+            make_name,
+            classify: self.classify,
+        }
+    }
+
+    /// Decides success with `classify`.
+    pub fn classify<K: ClassifySuccess>(self, classify: K) -> CorrelationLayer<M, K> {
+        CorrelationLayer {
+            config: self.config,
+            make_name: self.make_name,
+            classify,
+        }
+    }
+}
+
+impl<S, M: Clone, C: Clone> Layer<S> for CorrelationLayer<M, C> {
+    type Service = CorrelationService<S, M, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CorrelationService {
+            inner,
+            config: Arc::clone(&self.config),
+            make_name: self.make_name.clone(),
+            classify: self.classify.clone(),
+        }
+    }
+}
+
+/// The server middleware made by [`CorrelationLayer`].
+#[derive(Clone)]
+pub struct CorrelationService<S, M = DefaultMakeName, C = DefaultSuccess> {
+    inner: S,
+    config: Arc<Config>,
+    make_name: M,
+    classify: C,
+}
+
+impl<S: fmt::Debug, M, C> fmt::Debug for CorrelationService<S, M, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CorrelationService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, M, C> CorrelationService<S, M, C> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqB, ResB, M, C> Service<Request<ReqB>> for CorrelationService<S, M, C>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: Body,
+    M: MakeName,
+    C: ClassifySuccess + Clone,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let start = Instant::now();
+        let (mut parts, body) = req.into_parts();
+        if parts.extensions.get::<Correlation>().is_some() {
+            // An outer layer owns this request: no second item (DESIGN invariant 2).
+            return ResponseFuture {
+                inner: Scoped::new(self.inner.call(Request::from_parts(parts, body)), None),
+                state: None,
+            };
+        }
+        let cfg = &self.config;
+        let incoming = extract::extract(&parts.headers, &cfg.propagation);
+        let record = cfg.filter.as_ref().is_none_or(|f| f(&parts));
+        let sampling = if record {
+            cfg.sink.sampling(incoming.trace_id())
+        } else {
+            SamplingDecision::new(100.0, false)
+        };
+        let name = self.make_name.make_name(&parts);
+        let source = if sampling.is_sampled() {
+            incoming.source().map(str::to_owned)
+        } else {
+            None
+        };
+        let correlation = incoming.into_request(&cfg.propagation, sampling, Some(&name));
+        parts.extensions.insert(correlation.clone());
+
+        let scheme = parts
+            .uri
+            .scheme_str()
+            .and_then(|s| match s {
+                "https" => Some("https"),
+                "http" => Some("http"),
+                _ => None,
+            })
+            .or_else(|| client_addr::forwarded_proto(&parts, &cfg.trusted))
+            .unwrap_or(cfg.default_scheme);
+        let tracked = cfg
+            .track_users
+            .then(|| user_tracking::track(&parts.headers, scheme == "https", SystemTime::now()));
+        let recorder = correlation.is_sampled().then(|| {
+            Recorder::start(
+                cfg,
+                &correlation,
+                &parts,
+                name,
+                source,
+                scheme,
+                tracked.as_ref(),
+                start,
+            )
+        });
+        let set_cookies = tracked.map(|t| t.set_cookies).unwrap_or_default();
+        let traceresponse = if cfg.traceresponse {
+            correlation
+                .traceparent()
+                .and_then(|tp| HeaderValue::from_str(&tp.to_header()).ok())
+        } else {
+            None
+        };
+        let inner = self.inner.call(Request::from_parts(parts, body));
+        ResponseFuture {
+            inner: Scoped::new(inner, Some(correlation)),
+            state: Some(State {
+                recorder,
+                classify: self.classify.clone(),
+                config: Arc::clone(&self.config),
+                traceresponse,
+                set_cookies,
+            }),
+        }
+    }
+}
+
+struct State<C> {
+    recorder: Option<Recorder>,
+    classify: C,
+    config: Arc<Config>,
+    traceresponse: Option<HeaderValue>,
+    set_cookies: Vec<String>,
+}
+
+pin_project! {
+    /// The response future of [`CorrelationService`].
+    pub struct ResponseFuture<F, C> {
+        #[pin]
+        inner: Scoped<F>,
+        state: Option<State<C>>,
+    }
+}
+
+impl<F, C> fmt::Debug for ResponseFuture<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResB, E, C> Future for ResponseFuture<F, C>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+    ResB: Body,
+    C: ClassifySuccess,
+{
+    type Output = Result<Response<ResponseBody<ResB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let polled = catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx)));
+        let result = match polled {
+            Ok(p) => ready!(p),
+            Err(panic) => {
+                if let Some(rec) = this.state.as_mut().and_then(|s| s.recorder.take()) {
+                    rec.fail("500", Some("panic"));
+                }
+                resume_unwind(panic)
+            }
+        };
+        let Some(mut state) = this.state.take() else {
+            return Poll::Ready(result.map(|res| res.map(|b| ResponseBody::new(b, None))));
+        };
+        let res = match result {
+            Ok(res) => res,
+            Err(e) => {
+                if let Some(rec) = state.recorder.take() {
+                    rec.fail("500", Some("inner service error"));
+                }
+                return Poll::Ready(Err(e));
+            }
+        };
+        let (mut parts, body) = res.into_parts();
+        answer_headers(&mut parts.headers, &state);
+        let mut recorder = state.recorder.take();
+        if let Some(rec) = &mut recorder {
+            rec.response(
+                &parts,
+                state.classify.is_success(parts.status),
+                &state.config,
+            );
+        }
+        Poll::Ready(Ok(Response::from_parts(
+            parts,
+            ResponseBody::new(body, recorder),
+        )))
+    }
+}
+
+/// SPEC 5.4: `Request-Context` and `Access-Control-Expose-Headers`; `traceresponse`; cookies.
+fn answer_headers<C>(h: &mut HeaderMap, state: &State<C>) {
+    if let Some(rc) = &state.config.request_context {
+        h.entry(REQUEST_CONTEXT).or_insert_with(|| rc.clone());
+        let exposed = h
+            .get_all(ACCESS_CONTROL_EXPOSE_HEADERS)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|n| n.trim().eq_ignore_ascii_case("request-context") || n.trim() == "*");
+        if !exposed {
+            h.append(
+                ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("Request-Context"),
+            );
+        }
+    }
+    if let Some(tr) = &state.traceresponse {
+        h.entry(TRACERESPONSE).or_insert_with(|| tr.clone());
+    }
+    for c in &state.set_cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            h.append(SET_COOKIE, v);
+        }
+    }
+}
+
+/// Builds the Request item at the start and sends it exactly once.
+struct Recorder {
+    sink: Arc<dyn TelemetrySink>,
+    item: Telemetry,
+    start: Instant,
+    responded: bool,
+    sent: bool,
+}
+
+impl Recorder {
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        cfg: &Config,
+        correlation: &Correlation,
+        parts: &Parts,
+        name: String,
+        source: Option<String>,
+        scheme: &str,
+        tracked: Option<&user_tracking::Tracked>,
+        start: Instant,
+    ) -> Self {
+        let mut data = RequestData::default();
+        data.name = name;
+        data.source = source.unwrap_or_default();
+        data.url = request_url(parts, scheme, &cfg.redaction);
+        let mut item = correlation.to_item(data);
+        let t = &mut item.tags;
+        if let Some(role) = &cfg.cloud_role {
+            t.insert(tags::CLOUD_ROLE, &**role);
+        }
+        if let Some(instance) = &cfg.role_instance {
+            t.insert(tags::CLOUD_ROLE_INSTANCE, &**instance);
+        }
+        t.insert(tags::INTERNAL_SDK_VERSION, tags::SDK_VERSION);
+        let cookies = tracelink::cookie::UserCookies::parse_lines(
+            parts
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        let user = tracked.and_then(|t| t.user_id.clone()).or(cookies.user_id);
+        let session = tracked
+            .and_then(|t| t.session_id.clone())
+            .or(cookies.session_id);
+        for (key, value) in [
+            (tags::USER_ID, user),
+            (tags::SESSION_ID, session),
+            (tags::USER_AUTH_USER_ID, cookies.auth_user_id),
+            (tags::USER_ACCOUNT_ID, cookies.account_id),
+            (
+                tags::LOCATION_IP,
+                client_addr::client_ip(parts, &cfg.trusted).map(|ip| ip.to_string()),
+            ),
+        ] {
+            if let Some(v) = value {
+                t.insert(key, v);
+            }
+        }
+        if let Some(hook) = &cfg.on_request {
+            hook(parts, &mut item);
+        }
+        Self {
+            sink: Arc::clone(&cfg.sink),
+            item,
+            start,
+            responded: false,
+            sent: false,
+        }
+    }
+
+    fn request(&mut self) -> Option<&mut RequestData> {
+        match &mut self.item.data {
+            TelemetryData::Request(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn response(&mut self, parts: &http::response::Parts, success: bool, cfg: &Config) {
+        if let Some(r) = self.request() {
+            r.response_code = parts.status.as_str().to_owned();
+            r.success = success;
+        }
+        self.responded = true;
+        if let Some(hook) = &cfg.on_response {
+            hook(parts, &mut self.item);
+        }
+    }
+
+    fn fail(mut self, code: &str, error: Option<&str>) {
+        if let Some(r) = self.request() {
+            r.response_code = code.to_owned();
+            r.success = false;
+        }
+        if let Some(e) = error {
+            self.item.properties.insert("error".into(), e.to_owned());
+        }
+        self.send();
+    }
+
+    fn send(&mut self) {
+        if self.sent {
+            return;
+        }
+        self.sent = true;
+        let elapsed = self.start.elapsed();
+        if let Some(r) = self.request() {
+            r.duration = elapsed;
+        }
+        let item = std::mem::replace(&mut self.item, Telemetry::new(RequestData::default()));
+        self.sink.send(item);
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if self.sent {
+            return;
+        }
+        if self.responded {
+            // The body was dropped before its end: the client went away.
+            self.item.properties.insert("aborted".into(), "true".into());
+        } else if let Some(r) = self.request() {
+            // No response head: the client closed the request (nginx's 499).
+            r.response_code = "499".into();
+            r.success = false;
+        }
+        self.send();
+    }
+}
+
+/// The absolute request URL (SPEC 6.1).
+fn request_url(parts: &Parts, scheme: &str, redaction: &Redaction) -> String {
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| parts.headers.get(HOST).and_then(|h| h.to_str().ok()))
+        .map(|a| a.rsplit('@').next().unwrap_or(a))
+        .and_then(clean_host)
+        .unwrap_or("localhost");
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    redaction.absolute(scheme, authority, pq)
+}
+
+pin_project! {
+    /// The response body of [`CorrelationService`]: the inner body, and the recorder that
+    /// sends the Request item when the body ends, fails or is dropped.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        recorder: Option<Recorder>,
+    }
+}
+
+impl<B: Body> ResponseBody<B> {
+    fn new(inner: B, mut recorder: Option<Recorder>) -> Self {
+        if inner.is_end_stream()
+            && let Some(mut rec) = recorder.take()
+        {
+            // An empty body ends with the head.
+            rec.send();
+        }
+        Self { inner, recorder }
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody").finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for ResponseBody<B>
+where
+    B::Error: fmt::Display,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            None => {
+                if let Some(mut rec) = this.recorder.take() {
+                    rec.send();
+                }
+            }
+            Some(Err(e)) => {
+                if let Some(mut rec) = this.recorder.take() {
+                    if let Some(r) = rec.request() {
+                        r.success = false;
+                    }
+                    rec.item.properties.insert("error".into(), e.to_string());
+                    rec.send();
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

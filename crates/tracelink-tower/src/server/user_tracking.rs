@@ -1,0 +1,217 @@
+//! User and session tracking for services without the browser SDK (off by default; see
+//! [`CorrelationLayer::track_users`](crate::server::CorrelationLayer::track_users)).
+//!
+//! When the request has no valid `ai_user` / `ai_session` cookie, the response sets them in
+//! the browser SDK's own formats (SPEC 6.4), so the SDK, if added later, keeps the same ids:
+//! - `ai_user=<id>|<ISO date>`, `Max-Age` 365 days;
+//! - `ai_session=<id>|<acquired ms>|<renewed ms>`, renewed (at most once a minute) while the
+//!   session is active; a new session after 30 minutes idle or 24 hours in all, `Max-Age`
+//!   30 minutes;
+//! - `Path=/`, not `HttpOnly` (the browser SDK must read them), `Secure; SameSite=Lax` on
+//!   https, `SameSite=Lax` otherwise.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use http::header::COOKIE;
+use tracelink::SpanId;
+use tracelink::cookie::{SESSION_COOKIE, USER_COOKIE, UserCookies};
+
+const SESSION_IDLE_MS: u64 = 30 * 60 * 1000;
+const SESSION_MAX_MS: u64 = 24 * 60 * 60 * 1000;
+const RENEW_EVERY_MS: u64 = 60 * 1000;
+const USER_MAX_AGE_S: u64 = 365 * 24 * 60 * 60;
+
+/// The ids of a request and the cookies to set on its response.
+#[derive(Debug, Default)]
+pub(crate) struct Tracked {
+    pub(crate) user_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) set_cookies: Vec<String>,
+}
+
+/// A 22-char id from the base64 alphabet, as the browser SDK makes them.
+fn new_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = [
+        SpanId::random().to_u64(),
+        SpanId::random().to_u64(),
+        SpanId::random().to_u64(),
+    ];
+    (0..22)
+        .map(|i| {
+            let word = &mut bits[i / 10];
+            let c = ALPHABET[(*word & 63) as usize] as char;
+            *word >>= 6;
+            c
+        })
+        .collect()
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim())
+}
+
+fn attributes(secure: bool, max_age: u64) -> String {
+    let tail = if secure {
+        "; Secure; SameSite=Lax"
+    } else {
+        "; SameSite=Lax"
+    };
+    format!("; Max-Age={max_age}; Path=/{tail}")
+}
+
+pub(crate) fn track(headers: &HeaderMap, secure: bool, now: SystemTime) -> Tracked {
+    let cookies = UserCookies::parse_lines(
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let now_ms = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut out = Tracked {
+        user_id: cookies.user_id.clone(),
+        ..Tracked::default()
+    };
+    if out.user_id.is_none() {
+        let id = new_id();
+        out.set_cookies.push(format!(
+            "{USER_COOKIE}={id}|{}{}",
+            tracelink::wire_time::format_time(now),
+            attributes(secure, USER_MAX_AGE_S)
+        ));
+        out.user_id = Some(id);
+    }
+    // Keep a session that is valid, not idle and not too old.
+    let times = cookie_value(headers, SESSION_COOKIE).and_then(|v| {
+        let mut p = v.split('|');
+        let (_, acq, renew) = (
+            p.next()?,
+            p.next()?.parse::<u64>().ok()?,
+            p.next()?.parse::<u64>().ok()?,
+        );
+        Some((acq, renew))
+    });
+    match (cookies.session_id.clone(), times) {
+        (Some(id), Some((acq, renew)))
+            if now_ms.saturating_sub(renew) < SESSION_IDLE_MS
+                && now_ms.saturating_sub(acq) < SESSION_MAX_MS =>
+        {
+            if now_ms.saturating_sub(renew) >= RENEW_EVERY_MS {
+                out.set_cookies.push(format!(
+                    "{SESSION_COOKIE}={id}|{acq}|{now_ms}{}",
+                    attributes(secure, SESSION_IDLE_MS / 1000)
+                ));
+            }
+            out.session_id = Some(id);
+        }
+        _ => {
+            let id = new_id();
+            out.set_cookies.push(format!(
+                "{SESSION_COOKIE}={id}|{now_ms}|{now_ms}{}",
+                attributes(secure, SESSION_IDLE_MS / 1000)
+            ));
+            out.session_id = Some(id);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn headers(cookie: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, cookie.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn spec_6_4_issues_cookies_in_the_browser_sdk_format() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let t = track(&HeaderMap::new(), true, now);
+        let user = t.user_id.unwrap();
+        assert_eq!(user.len(), 22);
+        assert_eq!(t.set_cookies.len(), 2);
+        assert!(t.set_cookies[0].starts_with(&format!("ai_user={user}|2027-01-15T08:00:00.0000000Z; Max-Age=31536000; Path=/; Secure; SameSite=Lax")), "{}", t.set_cookies[0]);
+        let s = t.session_id.unwrap();
+        assert!(t.set_cookies[1].starts_with(&format!(
+            "ai_session={s}|1800000000000|1800000000000; Max-Age=1800"
+        )));
+        // What we issue reads back with the core's cookie parser.
+        let back =
+            UserCookies::parse_lines([format!("ai_user={user}|x; ai_session={s}|1|2").as_str()]);
+        assert_eq!(back.user_id.as_deref(), Some(user.as_str()));
+        assert_eq!(back.session_id.as_deref(), Some(s.as_str()));
+    }
+
+    #[test]
+    fn sessions_renew_expire_and_persist() {
+        let ms = 1_800_000_000_000u64;
+        let now = UNIX_EPOCH + Duration::from_millis(ms);
+        // Active, renewed 10 s ago: kept, no cookie.
+        let t = track(
+            &headers(&format!(
+                "ai_user=u1|x; ai_session=s1|{}|{}",
+                ms - 5000,
+                ms - 10_000
+            )),
+            false,
+            now,
+        );
+        assert_eq!(
+            (t.user_id.as_deref(), t.session_id.as_deref()),
+            (Some("u1"), Some("s1"))
+        );
+        assert!(t.set_cookies.is_empty());
+        // Renewed 2 min ago: kept and renewed.
+        let t = track(
+            &headers(&format!(
+                "ai_user=u1|x; ai_session=s1|{}|{}",
+                ms - 200_000,
+                ms - 120_000
+            )),
+            false,
+            now,
+        );
+        assert_eq!(t.session_id.as_deref(), Some("s1"));
+        assert_eq!(
+            t.set_cookies,
+            [format!(
+                "ai_session=s1|{}|{ms}; Max-Age=1800; Path=/; SameSite=Lax",
+                ms - 200_000
+            )]
+        );
+        // Idle 31 min: new session.
+        let t = track(
+            &headers(&format!(
+                "ai_user=u1|x; ai_session=s1|{}|{}",
+                ms - 2_000_000,
+                ms - 31 * 60_000
+            )),
+            false,
+            now,
+        );
+        assert_ne!(t.session_id.as_deref(), Some("s1"));
+        // Older than 24 h: new session. Broken cookie: new session.
+        let t = track(
+            &headers(&format!("ai_session=s1|{}|{}", ms - 25 * 3_600_000, ms)),
+            false,
+            now,
+        );
+        assert_ne!(t.session_id.as_deref(), Some("s1"));
+        let t = track(&headers("ai_session=s1|garbage"), false, now);
+        assert_ne!(t.session_id.as_deref(), Some("s1"));
+    }
+}
