@@ -7,6 +7,8 @@
 //!   (SPEC 2), assign the request id, put the [`tracelink::Correlation`] in request extensions
 //!   and make it current while the handler runs, answer `Request-Context` (SPEC 5.4), and
 //!   record exactly one Request item (SPEC 6.1) into a [`tracelink::TelemetrySink`].
+//! - [`client::DependencyLayer`]: for tower HTTP clients (hyper-util's `Client`), inject the
+//!   headers of a new dependency and record one Dependency item per call (SPEC 6.2).
 //! - With feature `axum`: the [`Correlation`] extractor, route-template names from
 //!   `MatchedPath`, and client addresses from `ConnectInfo`.
 //!
@@ -24,10 +26,10 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod client;
 #[cfg(feature = "axum")]
 mod extractor;
 pub mod server;
-pub mod url;
 
 #[cfg(feature = "axum")]
 pub use extractor::{Correlation, MissingCorrelation};

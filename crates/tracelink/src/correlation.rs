@@ -139,7 +139,17 @@ impl Correlation {
         sampling: SamplingDecision,
         operation_name: Option<&str>,
     ) -> Self {
-        let trace_id = TraceId::random();
+        Self::root(TraceId::random(), config, sampling, operation_name)
+    }
+
+    /// A new operation with a given trace-id, e.g. one made first so that a sink can decide
+    /// its sampling (SPEC 8.5) before the context exists.
+    pub fn root(
+        trace_id: TraceId,
+        config: &Propagation,
+        sampling: SamplingDecision,
+        operation_name: Option<&str>,
+    ) -> Self {
         let id = match config.propagation_mode() {
             PropagationMode::Hierarchical => ItemId::text(&request_id::new_root(trace_id)),
             _ => ItemId::span(SpanId::random()),

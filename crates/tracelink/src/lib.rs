@@ -14,7 +14,9 @@
 //! - the [`Correlation`] context and the current-context [`scope`];
 //! - the [`model`] (SPEC 6), [`envelope`]s (SPEC 7.1-7.3) and [`wire_time`] formats,
 //!   [`cookie`]s (SPEC 6.4), the [`connection_string`] (SPEC 7.6);
-//! - the [`sampling`] score (SPEC 8.1) and the [`TelemetrySink`] trait.
+//! - the [`sampling`] score (SPEC 8.1) and the [`TelemetrySink`] trait;
+//! - outgoing HTTP calls ([`dependency`], feature `http`): the logic the tower and reqwest
+//!   client middlewares share, and [`url`] redaction.
 //!
 //! ## Quick start
 //!
@@ -70,6 +72,8 @@ pub mod connection_string;
 pub mod cookie;
 mod correlation;
 pub mod correlation_context;
+#[cfg(feature = "http")]
+pub mod dependency;
 pub mod envelope;
 mod error;
 pub mod extract;
@@ -85,6 +89,7 @@ pub mod scope;
 mod sink;
 pub mod traceparent;
 pub mod tracestate;
+pub mod url;
 pub mod wire_time;
 
 pub use baggage::Baggage;

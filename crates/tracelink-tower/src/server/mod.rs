@@ -71,7 +71,7 @@ use tracelink::{Correlation, Propagation, SamplingDecision, TelemetrySink, extra
 pub use client_addr::{ClientAddr, TrustedProxies};
 pub use strategy::{ClassifySuccess, DefaultMakeName, DefaultSuccess, MakeName};
 
-use crate::url::{Redaction, clean_host};
+use tracelink::url::{Redaction, clean_host};
 
 const REQUEST_CONTEXT: HeaderName = HeaderName::from_static("request-context");
 const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");

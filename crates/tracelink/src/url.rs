@@ -2,14 +2,12 @@
 //! always removed, the values of sensitive query keys replaced by `REDACTED`.
 //!
 //! ```
-//! use tracelink_tower::url::Redaction;
+//! use tracelink::url::Redaction;
 //!
 //! let r = Redaction::default();
 //! let url = r.absolute("https", "user:pw@shop.example:8443", "/pay?sig=abc&id=7");
 //! assert_eq!(url, "https://shop.example:8443/pay?sig=REDACTED&id=7");
 //! ```
-
-use http::Uri;
 
 /// Query keys whose values are replaced by default (compared case-insensitively): Azure
 /// Storage SAS signatures, OAuth codes and tokens, passwords.
@@ -81,7 +79,8 @@ impl Redaction {
     }
 
     /// An absolute URI as telemetry records it; `None` when it has no scheme or host.
-    pub fn uri(&self, uri: &Uri) -> Option<String> {
+    #[cfg(feature = "http")]
+    pub fn uri(&self, uri: &http::Uri) -> Option<String> {
         let scheme = uri.scheme_str()?;
         let authority = uri.authority()?.as_str();
         let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -111,7 +110,12 @@ impl Redaction {
 
 /// A host as it may appear in a URL: `[A-Za-z0-9.-_:[]]` only, else `None` (a hostile
 /// `Host` header is not copied into telemetry).
-pub(crate) fn clean_host(host: &str) -> Option<&str> {
+///
+/// ```
+/// assert_eq!(tracelink::url::clean_host("shop:8080"), Some("shop:8080"));
+/// assert_eq!(tracelink::url::clean_host("x/<script>"), None);
+/// ```
+pub fn clean_host(host: &str) -> Option<&str> {
     let ok = !host.is_empty()
         && host.len() <= 255
         && host
@@ -120,10 +124,87 @@ pub(crate) fn clean_host(host: &str) -> Option<&str> {
     ok.then_some(host)
 }
 
+/// The pieces of an absolute URL, borrowed: `scheme://[user-info@]authority[path][?query][#fragment]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Parts<'a> {
+    /// `http`, `https`, ...
+    pub scheme: &'a str,
+    /// `host[:port]`, without user-info.
+    pub authority: &'a str,
+    /// The host (an IPv6 address keeps its brackets).
+    pub host: &'a str,
+    /// The explicit port.
+    pub port: Option<u16>,
+    /// The path and query, without the fragment; may be empty.
+    pub path_and_query: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    /// Splits an absolute URL; `None` without a scheme or host.
+    pub fn parse(url: &'a str) -> Option<Self> {
+        let (scheme, rest) = url.split_once("://")?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = rest[..end].rsplit('@').next().unwrap_or_default();
+        let tail = &rest[end..];
+        let path_and_query = tail.split('#').next().unwrap_or_default();
+        let (host, port) = match authority.rfind(':') {
+            Some(i) if !authority[i..].contains(']') => {
+                (&authority[..i], authority[i + 1..].parse::<u16>().ok())
+            }
+            _ => (authority, None),
+        };
+        if scheme.is_empty() || host.is_empty() {
+            return None;
+        }
+        Some(Self {
+            scheme,
+            authority,
+            host,
+            port,
+            path_and_query,
+        })
+    }
+
+    /// `host` plus `:port` unless the port is absent, 80 or 443 (SPEC 5.5).
+    pub fn host_port(&self) -> String {
+        match self.port {
+            Some(p) if p != 80 && p != 443 => format!("{}:{p}", self.host),
+            _ => self.host.to_owned(),
+        }
+    }
+
+    /// The path without the query, `/` when empty.
+    pub fn path(&self) -> &'a str {
+        let p = self.path_and_query.split('?').next().unwrap_or_default();
+        if p.is_empty() { "/" } else { p }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn split_absolute_urls() {
+        let p = Parts::parse("https://u:p@[::1]:8443/a/b?x=1#frag").unwrap();
+        assert_eq!(
+            (p.scheme, p.authority, p.host, p.port, p.path_and_query),
+            ("https", "[::1]:8443", "[::1]", Some(8443), "/a/b?x=1")
+        );
+        let p = Parts::parse("http://h").unwrap();
+        assert_eq!((p.host, p.port, p.path_and_query), ("h", None, ""));
+        assert_eq!(p.host_port(), "h");
+        assert_eq!(Parts::parse("http://h:80/x").unwrap().host_port(), "h");
+        assert_eq!(
+            Parts::parse("http://h:8080/x").unwrap().host_port(),
+            "h:8080"
+        );
+        assert!(Parts::parse("/relative").is_none());
+        assert!(Parts::parse("http://").is_none());
+    }
+
+    #[cfg(feature = "http")]
     #[test]
     fn spec_6_1_url_rules() {
         let r = Redaction::default().key("apikey");
@@ -133,7 +214,7 @@ mod tests {
             r.absolute("http", "h", "/x?Code=1&a=2&APIKEY=3&flag&sig"),
             "http://h/x?Code=REDACTED&a=2&APIKEY=REDACTED&flag&sig"
         );
-        let uri: Uri = "https://u:p@example.com/a?token=t".parse().unwrap();
+        let uri: http::Uri = "https://u:p@example.com/a?token=t".parse().unwrap();
         assert_eq!(r.uri(&uri).unwrap(), "https://example.com/a?token=REDACTED");
         assert_eq!(r.uri(&"/relative".parse().unwrap()), None);
     }
