@@ -573,3 +573,59 @@ async fn w3c_test_service_forwards_context_and_arguments() {
     }
     wait(&sink, 3).await;
 }
+
+/// Retries by reqwest-retry are separate dependencies with the same parent, when the
+/// tracelink middleware is added after the retry middleware.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_separate_dependencies_with_one_parent() {
+    use reqwest_retry::RetryTransientMiddleware;
+    use reqwest_retry::policies::ExponentialBackoff;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let flaky = serve(Router::new().route("/flaky", get(move || {
+        let n = h.fetch_add(1, Ordering::SeqCst);
+        async move { if n < 2 { http::StatusCode::SERVICE_UNAVAILABLE } else { http::StatusCode::OK } }
+    })))
+    .await;
+    let sink = Arc::new(MemorySink::new());
+    let policy = ExponentialBackoff::builder()
+        .retry_bounds(Duration::from_millis(1), Duration::from_millis(5))
+        .build_with_max_retries(3);
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(RetryTransientMiddleware::new_with_policy(policy))
+        .with(DependencyMiddleware::new(sink.clone()))
+        .build();
+    let parent = tracelink::Correlation::new_root(&Propagation::default(), tracelink::SamplingDecision::KEEP_ALL);
+    let res = client.get(format!("http://{flaky}/flaky")).with_extension(parent.clone()).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let items = wait(&sink, 3).await;
+    let codes: Vec<&str> = items.iter().map(|i| dep(i).result_code.as_str()).collect();
+    assert_eq!(codes, ["503", "503", "200"]);
+    let parent_id = parent.id().to_string();
+    assert!(items.iter().all(|i| i.operation_parent_id() == Some(parent_id.as_str())));
+    let ids: std::collections::HashSet<_> = items.iter().map(|i| i.id().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "each attempt has its own id");
+}
+
+/// SPEC 9.1: whatever a server answers, the client path neither panics nor fails the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_responses_are_recorded_not_panicked() {
+    let hostile = serve(Router::new().route("/x", get(|| async {
+        let mut res = http::Response::new(axum::body::Body::from("ok"));
+        let h = res.headers_mut();
+        h.append("request-context", http::HeaderValue::from_bytes(b"appId=cid-v1:\xff\xfe").unwrap());
+        h.append("request-context", http::HeaderValue::from_static("appId=cid-v1:second, appId=cid-v1:third"));
+        h.append("request-context", http::HeaderValue::from_static(",,,===,appId"));
+        res
+    })))
+    .await;
+    let sink = Arc::new(MemorySink::new());
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(DependencyMiddleware::new(sink.clone()))
+        .build();
+    assert_eq!(client.get(format!("http://{hostile}/x")).send().await.unwrap().status(), 200);
+    let items = wait(&sink, 1).await;
+    // The first readable appId wins.
+    assert_eq!(dep(&items[0]).target, format!("{hostile} | cid-v1:second"));
+}
