@@ -583,10 +583,19 @@ async fn retries_are_separate_dependencies_with_one_parent() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
-    let flaky = serve(Router::new().route("/flaky", get(move || {
-        let n = h.fetch_add(1, Ordering::SeqCst);
-        async move { if n < 2 { http::StatusCode::SERVICE_UNAVAILABLE } else { http::StatusCode::OK } }
-    })))
+    let flaky = serve(Router::new().route(
+        "/flaky",
+        get(move || {
+            let n = h.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    http::StatusCode::OK
+                }
+            }
+        }),
+    ))
     .await;
     let sink = Arc::new(MemorySink::new());
     let policy = ExponentialBackoff::builder()
@@ -596,14 +605,26 @@ async fn retries_are_separate_dependencies_with_one_parent() {
         .with(RetryTransientMiddleware::new_with_policy(policy))
         .with(DependencyMiddleware::new(sink.clone()))
         .build();
-    let parent = tracelink::Correlation::new_root(&Propagation::default(), tracelink::SamplingDecision::KEEP_ALL);
-    let res = client.get(format!("http://{flaky}/flaky")).with_extension(parent.clone()).send().await.unwrap();
+    let parent = tracelink::Correlation::new_root(
+        &Propagation::default(),
+        tracelink::SamplingDecision::KEEP_ALL,
+    );
+    let res = client
+        .get(format!("http://{flaky}/flaky"))
+        .with_extension(parent.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let items = wait(&sink, 3).await;
     let codes: Vec<&str> = items.iter().map(|i| dep(i).result_code.as_str()).collect();
     assert_eq!(codes, ["503", "503", "200"]);
     let parent_id = parent.id().to_string();
-    assert!(items.iter().all(|i| i.operation_parent_id() == Some(parent_id.as_str())));
+    assert!(
+        items
+            .iter()
+            .all(|i| i.operation_parent_id() == Some(parent_id.as_str()))
+    );
     let ids: std::collections::HashSet<_> = items.iter().map(|i| i.id().unwrap()).collect();
     assert_eq!(ids.len(), 3, "each attempt has its own id");
 }
@@ -611,20 +632,40 @@ async fn retries_are_separate_dependencies_with_one_parent() {
 /// SPEC 9.1: whatever a server answers, the client path neither panics nor fails the call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_responses_are_recorded_not_panicked() {
-    let hostile = serve(Router::new().route("/x", get(|| async {
-        let mut res = http::Response::new(axum::body::Body::from("ok"));
-        let h = res.headers_mut();
-        h.append("request-context", http::HeaderValue::from_bytes(b"appId=cid-v1:\xff\xfe").unwrap());
-        h.append("request-context", http::HeaderValue::from_static("appId=cid-v1:second, appId=cid-v1:third"));
-        h.append("request-context", http::HeaderValue::from_static(",,,===,appId"));
-        res
-    })))
+    let hostile = serve(Router::new().route(
+        "/x",
+        get(|| async {
+            let mut res = http::Response::new(axum::body::Body::from("ok"));
+            let h = res.headers_mut();
+            h.append(
+                "request-context",
+                http::HeaderValue::from_bytes(b"appId=cid-v1:\xff\xfe").unwrap(),
+            );
+            h.append(
+                "request-context",
+                http::HeaderValue::from_static("appId=cid-v1:second, appId=cid-v1:third"),
+            );
+            h.append(
+                "request-context",
+                http::HeaderValue::from_static(",,,===,appId"),
+            );
+            res
+        }),
+    ))
     .await;
     let sink = Arc::new(MemorySink::new());
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(DependencyMiddleware::new(sink.clone()))
         .build();
-    assert_eq!(client.get(format!("http://{hostile}/x")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(format!("http://{hostile}/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let items = wait(&sink, 1).await;
     // The first readable appId wins.
     assert_eq!(dep(&items[0]).target, format!("{hostile} | cid-v1:second"));

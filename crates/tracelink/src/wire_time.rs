@@ -184,6 +184,41 @@ pub fn parse_time(s: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
+/// Parses an HTTP date in the IMF-fixdate form (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110),
+/// as `Retry-After` carries it.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = tracelink::wire_time::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+/// assert_eq!(t, UNIX_EPOCH + Duration::from_secs(784_111_777));
+/// ```
+pub fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let mut it = s.trim().split_ascii_whitespace();
+    let (_weekday, day, month, year, time, zone) = (
+        it.next()?,
+        it.next()?,
+        it.next()?,
+        it.next()?,
+        it.next()?,
+        it.next()?,
+    );
+    if zone != "GMT" || it.next().is_some() {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = MONTHS.iter().position(|x| *x == month)? as u32 + 1;
+    let (d, y) = (digits(day)? as u32, digits(year)? as i64);
+    let mut hms = time.split(':').map(digits);
+    let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 || hms.next().is_some() {
+        return None;
+    }
+    let secs = days_from_civil(y, m, d) * 86_400 + (h * 3600 + mi * 60 + sec.min(59)) as i64;
+    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +266,21 @@ mod tests {
     }
 
     #[test]
+    fn http_dates() {
+        let t = parse_http_date("Sat, 21 Nov 2026 05:46:41 GMT").unwrap();
+        assert_eq!(format_time(t), "2026-11-21T05:46:41.0000000Z");
+        for bad in [
+            "",
+            "Sat, 21 Nov 2026 05:46:41 UTC",
+            "Sat, 32 Nov 2026 05:46:41 GMT",
+            "Sat, 21 Foo 2026 05:46:41 GMT",
+            "Sat, 21 Nov 2026 05:46 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn time_formats() {
         assert_eq!(format_time(UNIX_EPOCH), "1970-01-01T00:00:00.0000000Z");
         let t = parse_time("2000-02-29T23:59:59Z").unwrap();
@@ -269,6 +319,7 @@ mod tests {
         fn parsers_never_panic(s in "\\PC{0,40}") {
             let _ = parse_duration(&s);
             let _ = parse_time(&s);
+            let _ = parse_http_date(&s);
         }
     }
 }

@@ -1,0 +1,466 @@
+//! # tracelink-export
+//!
+//! The channel that ships tracelink's telemetry to Application Insights ingestion (Azure
+//! Monitor, or `tracelink-collector` on this machine) without losing it.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use tracelink_export::{Exporter, Sampling};
+//!
+//! let exporter = Exporter::builder("InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:4318")
+//!     .sampling(Sampling::fixed(25.0))
+//!     .cloud_role("orders-api")
+//!     .build()?;
+//! let sink = exporter.sink(); // for CorrelationLayer, DependencyLayer, DependencyMiddleware
+//! # let _ = sink;
+//! // ...
+//! exporter.shutdown(Duration::from_secs(5)).await?; // flushes; what cannot be sent is spooled
+//! # Ok(()) }
+//! ```
+//!
+//! ## What happens to an item
+//!
+//! 1. `TelemetrySink::send` samples it (SPEC 8: fixed or adaptive, per operation; items that
+//!    carry a sample rate pass untouched; metrics are never sampled) and puts it in a bounded
+//!    queue (default 10,000 items). It never blocks: when the queue is full the item is
+//!    dropped and counted ([`DropReason::QueueFull`]).
+//! 2. A background task on the caller's tokio runtime runs the telemetry processors and
+//!    initializers in order (each may change or drop the item), and serializes it into the
+//!    current batch.
+//! 3. A batch is sent at 500 items, 1 MiB of JSON, or 5 s after its first item
+//!    ([`BatchLimits`]): newline-delimited JSON, gzip (level 1 by default: see BENCHMARKS.md),
+//!    `POST <IngestionEndpoint>/v2.1/track` with `Content-Type: application/x-json-stream` and
+//!    `Content-Encoding: gzip` (SPEC 7.4); at most 4 posts at once, 30 s timeout each.
+//! 4. The answer (SPEC 7.5): 200 done; 206 resends only the items whose own status is 408,
+//!    429, 500 or 503; 408/429/500/502/503/504, timeouts and network errors retry the whole
+//!    batch after exponential backoff with full jitter (1 s up to 5 min, [`Backoff`]), never
+//!    sooner than `Retry-After` (seconds or HTTP date); 307/308 switch to `Location` for good;
+//!    anything else drops the batch and counts it ([`DropReason::Rejected`]).
+//! 5. While ingestion cannot take batches they wait in the disk spool (on by default,
+//!    `<tmp>/tracelink/<hash of ikey and program>`, 50 MB, files older than 48 h deleted):
+//!    each batch a file written atomically. Stored batches are sent oldest first when the
+//!    backoff ends, after every success and when an exporter starts, so a process killed with
+//!    SIGKILL loses only what was still in memory. An unusable spool directory is a warning,
+//!    and the exporter keeps batches in memory instead.
+//!
+//! Delivery is at least once: a batch whose answer was lost (a timeout after ingestion took
+//! it) is sent again.
+//!
+//! ## Flush and shutdown
+//!
+//! [`Exporter::flush`] sends everything queued now and waits for the answers.
+//! [`Exporter::shutdown`] does the same within a deadline and spools what is left. Dropping
+//! the exporter without shutdown never hangs: what is queued goes to the spool.
+//!
+//! ## Self-observability
+//!
+//! [`Exporter::stats`] reads the counters (enqueued, sent, retried, dropped by reason,
+//! spooled, spool bytes). `tracing` events at debug and warn level (target
+//! `tracelink_export`) report backoff, refusals and spool problems, never per item and never
+//! with the full instrumentation key.
+
+mod backoff;
+mod batch;
+mod channel;
+mod response;
+mod sampling;
+mod spool;
+mod stats;
+pub mod transport;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracelink::model::{Telemetry, tags};
+use tracelink::{
+    ConnectionString, ConnectionStringError, SamplingDecision, TelemetrySink, TraceId,
+};
+
+pub use backoff::Backoff;
+pub use batch::BatchLimits;
+pub use sampling::Sampling;
+pub use stats::{DropReason, Stats};
+pub use transport::{HyperTransport, Transport};
+
+use channel::{Control, Sender, Worker};
+use sampling::{Sampler, Verdict};
+use stats::Counters;
+
+/// A telemetry processor: changes an item, or returns `false` to drop it.
+pub type Processor = Arc<dyn Fn(&mut Telemetry) -> bool + Send + Sync>;
+
+/// The default gzip level: see BENCHMARKS.md for the measurements behind it.
+pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
+
+/// Why an exporter could not be built or stopped.
+#[derive(Debug)]
+pub struct ExporterError {
+    kind: ExporterErrorKind,
+    source: Option<ConnectionStringError>,
+}
+
+/// What went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExporterErrorKind {
+    /// The connection string is missing or invalid.
+    ConnectionString,
+    /// `build` was called outside a tokio runtime.
+    NoRuntime,
+    /// The background task is gone (it panicked, or its runtime shut down).
+    Stopped,
+}
+
+impl ExporterError {
+    fn new(kind: ExporterErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ExporterErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for ExporterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            ExporterErrorKind::ConnectionString => "invalid connection string",
+            ExporterErrorKind::NoRuntime => "the exporter needs a tokio runtime",
+            ExporterErrorKind::Stopped => "the exporter's background task is gone",
+        })
+    }
+}
+
+impl std::error::Error for ExporterError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+impl From<ConnectionStringError> for ExporterError {
+    fn from(e: ConnectionStringError) -> Self {
+        Self {
+            kind: ExporterErrorKind::ConnectionString,
+            source: Some(e),
+        }
+    }
+}
+
+/// Configures an [`Exporter`].
+pub struct ExporterBuilder {
+    connection: Result<ConnectionString, ConnectionStringError>,
+    sampling: Sampling,
+    queue_capacity: usize,
+    limits: BatchLimits,
+    max_concurrent: usize,
+    timeout: Duration,
+    backoff: Backoff,
+    spool: Option<PathBuf>,
+    spool_enabled: bool,
+    spool_max_bytes: u64,
+    processors: Vec<Processor>,
+    transport: Option<Arc<dyn Transport>>,
+    level: u32,
+}
+
+impl fmt::Debug for ExporterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExporterBuilder")
+            .field("connection", &self.connection)
+            .field("sampling", &self.sampling)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExporterBuilder {
+    /// Sampling (off by default).
+    pub fn sampling(mut self, sampling: Sampling) -> Self {
+        self.sampling = sampling;
+        self
+    }
+
+    /// The queue's capacity in items (default 10,000).
+    pub fn queue_capacity(mut self, items: usize) -> Self {
+        self.queue_capacity = items.max(1);
+        self
+    }
+
+    /// When batches are sent (default 500 items, 1 MiB, 5 s).
+    pub fn batch_limits(mut self, limits: BatchLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Most posts in flight at once (default 4).
+    pub fn max_concurrent_requests(mut self, n: usize) -> Self {
+        self.max_concurrent = n.max(1);
+        self
+    }
+
+    /// The timeout of one post (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Retry backoff (default 1 s to 5 min).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The spool directory (default `<tmp>/tracelink/<hash of ikey and program>`).
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool = Some(dir.into());
+        self
+    }
+
+    /// The spool's size cap in bytes (default 50 MB).
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.spool_max_bytes = bytes;
+        self
+    }
+
+    /// Keeps unsent batches in memory only (they are lost when the process ends).
+    pub fn without_spool(mut self) -> Self {
+        self.spool_enabled = false;
+        self
+    }
+
+    /// Adds a processor: it may change an item, or return `false` to drop it. Processors
+    /// run in order on the background task.
+    pub fn processor(mut self, f: impl Fn(&mut Telemetry) -> bool + Send + Sync + 'static) -> Self {
+        self.processors.push(Arc::new(f));
+        self
+    }
+
+    /// Adds an initializer: a processor that never drops.
+    pub fn initializer(self, f: impl Fn(&mut Telemetry) + Send + Sync + 'static) -> Self {
+        self.processor(move |item| {
+            f(item);
+            true
+        })
+    }
+
+    /// Sets `ai.cloud.role` on items that have none.
+    pub fn cloud_role(self, role: &str) -> Self {
+        self.tag_if_absent(tags::CLOUD_ROLE, role)
+    }
+
+    /// Sets `ai.cloud.roleInstance` on items that have none.
+    pub fn role_instance(self, instance: &str) -> Self {
+        self.tag_if_absent(tags::CLOUD_ROLE_INSTANCE, instance)
+    }
+
+    /// Sets `ai.application.ver` on items that have none.
+    pub fn application_version(self, version: &str) -> Self {
+        self.tag_if_absent(tags::APPLICATION_VERSION, version)
+    }
+
+    fn tag_if_absent(self, key: &'static str, value: &str) -> Self {
+        let value = value.to_owned();
+        self.initializer(move |item| {
+            item.tags.insert_if_absent(key, value.clone());
+        })
+    }
+
+    /// Sends batches with `transport` instead of [`HyperTransport`].
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// The gzip level, 0-9 (default [`DEFAULT_COMPRESSION_LEVEL`]).
+    pub fn compression_level(mut self, level: u32) -> Self {
+        self.level = level.min(9);
+        self
+    }
+
+    /// Starts the exporter's background task on the current tokio runtime.
+    pub fn build(self) -> Result<Exporter, ExporterError> {
+        let connection = self.connection?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| ExporterError::new(ExporterErrorKind::NoRuntime))?;
+        let stats = Arc::new(Counters::default());
+        let ikey = connection.instrumentation_key().to_owned();
+        let store = if self.spool_enabled {
+            let dir = self.spool.unwrap_or_else(|| spool::default_dir(&ikey));
+            match spool::Disk::open(&dir, self.spool_max_bytes, stats.clone()) {
+                Ok(d) => spool::Store::Disk(d),
+                Err(e) => {
+                    tracing::warn!(target: "tracelink_export", dir = %dir.display(), error = %e,
+                        "spool directory unusable: keeping unsent batches in memory");
+                    spool::Store::Memory(spool::Memory::new(self.spool_max_bytes, stats.clone()))
+                }
+            }
+        } else {
+            spool::Store::Memory(spool::Memory::new(self.spool_max_bytes, stats.clone()))
+        };
+        let transport = self
+            .transport
+            .unwrap_or_else(|| Arc::new(HyperTransport::new()));
+        let sender = Arc::new(Sender::new(
+            transport,
+            connection.track_url(),
+            self.max_concurrent,
+            store,
+            self.backoff,
+            self.timeout,
+            self.level,
+            stats.clone(),
+        ));
+        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let sampler = Arc::new(Sampler::new(self.sampling));
+        let worker = Worker {
+            items: rx,
+            control: control_rx,
+            sender,
+            sampler: sampler.clone(),
+            processors: self.processors,
+            limits: self.limits,
+            builder: batch::Builder::new(&ikey),
+            stats: stats.clone(),
+        };
+        runtime.spawn(worker.run());
+        tracing::debug!(target: "tracelink_export", ikey = %connection.redacted_instrumentation_key(),
+            endpoint = connection.ingestion_endpoint(), "exporter started");
+        Ok(Exporter {
+            sink: Arc::new(ExporterSink { tx, sampler, stats }),
+            control,
+            connection,
+            stopped: false,
+        })
+    }
+}
+
+/// The exporter: a handle on the background channel. See the crate docs.
+#[derive(Debug)]
+pub struct Exporter {
+    sink: Arc<ExporterSink>,
+    control: mpsc::UnboundedSender<Control>,
+    connection: ConnectionString,
+    stopped: bool,
+}
+
+impl Exporter {
+    /// A builder for the connection string `connection_string` (SPEC 7.6); a bad one is an
+    /// error at [`ExporterBuilder::build`].
+    pub fn builder(connection_string: &str) -> ExporterBuilder {
+        Self::builder_from(ConnectionString::parse(connection_string))
+    }
+
+    fn builder_from(
+        connection: Result<ConnectionString, ConnectionStringError>,
+    ) -> ExporterBuilder {
+        ExporterBuilder {
+            connection,
+            sampling: Sampling::off(),
+            queue_capacity: 10_000,
+            limits: BatchLimits::default(),
+            max_concurrent: 4,
+            timeout: Duration::from_secs(30),
+            backoff: Backoff::default(),
+            spool: None,
+            spool_enabled: true,
+            spool_max_bytes: 50 * 1024 * 1024,
+            processors: Vec::new(),
+            transport: None,
+            level: DEFAULT_COMPRESSION_LEVEL,
+        }
+    }
+
+    /// An exporter for `APPLICATIONINSIGHTS_CONNECTION_STRING`, with the defaults.
+    pub fn from_env() -> Result<Self, ExporterError> {
+        Self::builder_from(ConnectionString::from_env()).build()
+    }
+
+    /// A builder for `APPLICATIONINSIGHTS_CONNECTION_STRING`.
+    pub fn builder_from_env() -> ExporterBuilder {
+        Self::builder_from(ConnectionString::from_env())
+    }
+
+    /// The sink to give the middleware. Cheap to clone; items sent after shutdown are
+    /// counted as dropped.
+    pub fn sink(&self) -> Arc<dyn TelemetrySink> {
+        self.sink.clone()
+    }
+
+    /// The connection string in use.
+    pub fn connection_string(&self) -> &ConnectionString {
+        &self.connection
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.sink.stats.snapshot()
+    }
+
+    /// Sends everything queued now and waits for the answers (not for batches waiting out
+    /// a backoff).
+    pub async fn flush(&self) -> Result<(), ExporterError> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Flush(tx))
+            .map_err(|_| ExporterError::new(ExporterErrorKind::Stopped))?;
+        rx.await
+            .map_err(|_| ExporterError::new(ExporterErrorKind::Stopped))
+    }
+
+    /// Flushes within `timeout`, then stops; what could not be sent is spooled.
+    pub async fn shutdown(mut self, timeout: Duration) -> Result<(), ExporterError> {
+        self.stopped = true;
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Shutdown(Instant::now() + timeout, tx))
+            .map_err(|_| ExporterError::new(ExporterErrorKind::Stopped))?;
+        rx.await
+            .map_err(|_| ExporterError::new(ExporterErrorKind::Stopped))
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        if !self.stopped {
+            // Never waits: the worker spools what is queued and stops.
+            let _ = self.control.send(Control::Stop);
+        }
+    }
+}
+
+/// The [`TelemetrySink`] of an [`Exporter`].
+#[derive(Debug)]
+struct ExporterSink {
+    tx: mpsc::Sender<Telemetry>,
+    sampler: Arc<Sampler>,
+    stats: Arc<Counters>,
+}
+
+impl TelemetrySink for ExporterSink {
+    fn send(&self, mut item: Telemetry) {
+        if self.sampler.apply(&mut item) == Verdict::Drop {
+            Counters::add(&self.stats.sampled_out, 1);
+            return;
+        }
+        match self.tx.try_send(item) {
+            Ok(()) => Counters::add(&self.stats.enqueued, 1),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stats.drop_items(DropReason::QueueFull, 1)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.stats.drop_items(DropReason::Shutdown, 1)
+            }
+        }
+    }
+
+    fn sampling(&self, operation_id: TraceId) -> SamplingDecision {
+        self.sampler.decide(operation_id)
+    }
+}

@@ -1,0 +1,159 @@
+//! How batches reach ingestion: the [`Transport`] trait and the default hyper client.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// A boxed future, as transports return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One POST of a batch: `url` (`…/v2.1/track`), the gzipped newline-delimited JSON body.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TransportRequest {
+    /// Where to POST.
+    pub url: String,
+    /// The gzipped body.
+    pub body: Bytes,
+}
+
+/// What ingestion answered.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct TransportResponse {
+    /// The status code.
+    pub status: u16,
+    /// The `Retry-After` header, raw.
+    pub retry_after: Option<String>,
+    /// The `Location` header, for redirects.
+    pub location: Option<String>,
+    /// The body (a Breeze `TrackResponse`).
+    pub body: Bytes,
+}
+
+impl TransportResponse {
+    /// A response with a status and body.
+    pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            body: body.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A failure to get any response: the batch is retried.
+#[derive(Debug)]
+pub struct TransportError {
+    message: String,
+}
+
+impl TransportError {
+    /// An error with this message.
+    pub fn new(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "transport error: {}", self.message)
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// Sends a batch to ingestion. The default is [`HyperTransport`]; tests and benchmarks plug
+/// in their own.
+pub trait Transport: Send + Sync + 'static {
+    /// POSTs one batch.
+    fn send(
+        &self,
+        request: TransportRequest,
+    ) -> BoxFuture<'_, Result<TransportResponse, TransportError>>;
+}
+
+#[cfg(feature = "rustls")]
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+#[cfg(not(feature = "rustls"))]
+type Connector = hyper_util::client::legacy::connect::HttpConnector;
+
+/// POSTs with hyper: `Content-Type: application/x-json-stream`, `Content-Encoding: gzip`
+/// (SPEC 7.4), HTTPS through rustls with feature `rustls` (on by default).
+#[derive(Clone, Debug)]
+pub struct HyperTransport {
+    client: Client<Connector, Full<Bytes>>,
+}
+
+impl Default for HyperTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HyperTransport {
+    /// A client with keep-alive connections.
+    pub fn new() -> Self {
+        #[cfg(feature = "rustls")]
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        #[cfg(not(feature = "rustls"))]
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Self { client }
+    }
+}
+
+impl Transport for HyperTransport {
+    fn send(
+        &self,
+        request: TransportRequest,
+    ) -> BoxFuture<'_, Result<TransportResponse, TransportError>> {
+        Box::pin(async move {
+            let req = http::Request::post(&request.url)
+                .header(CONTENT_TYPE, "application/x-json-stream")
+                .header(CONTENT_ENCODING, "gzip")
+                .body(Full::new(request.body))
+                .map_err(TransportError::new)?;
+            let res = self
+                .client
+                .request(req)
+                .await
+                .map_err(TransportError::new)?;
+            let header = |n| {
+                res.headers()
+                    .get(n)
+                    .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let (retry_after, location) = (header(RETRY_AFTER), header(LOCATION));
+            let status = res.status().as_u16();
+            let body = res
+                .into_body()
+                .collect()
+                .await
+                .map_err(TransportError::new)?
+                .to_bytes();
+            Ok(TransportResponse {
+                status,
+                retry_after,
+                location,
+                body,
+            })
+        })
+    }
+}
