@@ -115,9 +115,14 @@ impl Sender {
         *self.cancel.borrow()
     }
 
-    /// Sends a new batch, or stores it while backing off.
+    /// Sends a new batch, or stores it while backing off or while older batches wait: during
+    /// an outage only the drain probes ingestion, one batch at a time, oldest first.
     pub(crate) fn submit(self: &Arc<Self>, batch: Batch) {
-        if self.backoff_until().is_some() || self.is_cancelled() {
+        if self.backoff_until().is_some()
+            || self.is_cancelled()
+            || self.draining.load(Ordering::Acquire)
+            || !self.store.is_empty()
+        {
             self.store_batch(batch);
             return;
         }
@@ -283,6 +288,10 @@ impl Sender {
                 drop(guard);
             }
             this.draining.store(false, Ordering::Release);
+            // A batch stored while we were finishing must not wait for the next trigger.
+            if !this.is_cancelled() && !this.store.is_empty() {
+                this.ensure_drain();
+            }
         });
     }
 

@@ -96,6 +96,27 @@ pub type Processor = Arc<dyn Fn(&mut Telemetry) -> bool + Send + Sync>;
 /// The default gzip level: see BENCHMARKS.md for the measurements behind it.
 pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
 
+/// Encodes items as one request body, exactly as the exporter sends them: newline-delimited
+/// envelopes (SPEC 7.1-7.4), gzipped at `level`. For custom transports, tests and benchmarks.
+///
+/// ```
+/// use tracelink::model::{Event, Telemetry};
+/// let body = tracelink_export::encode_batch(&[Telemetry::new(Event::new("e"))], "", 1);
+/// assert_eq!(&body[..2], &[0x1f, 0x8b]); // gzip
+/// ```
+pub fn encode_batch(items: &[Telemetry], ikey: &str, level: u32) -> Vec<u8> {
+    let mut builder = batch::Builder::new(ikey);
+    let unlimited = BatchLimits {
+        max_items: usize::MAX,
+        max_bytes: usize::MAX,
+        ..BatchLimits::default()
+    };
+    for item in items {
+        builder.push(item, &unlimited);
+    }
+    builder.take(level.min(9)).gz.to_vec()
+}
+
 /// Why an exporter could not be built or stopped.
 #[derive(Debug)]
 pub struct ExporterError {
