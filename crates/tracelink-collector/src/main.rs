@@ -1,0 +1,177 @@
+//! `tracelink-collector`: serve the local ingestion endpoint, or query its database.
+//!
+//! ```text
+//! tracelink-collector [serve] [--listen ADDR] [--db PATH] [--retention-days N] [--max-items N] [--max-body BYTES]
+//! tracelink-collector query operations [--db PATH] [--limit N] [--role ROLE] [--failed]
+//! tracelink-collector query operation <operation_Id> [--db PATH]
+//! tracelink-collector query items [--db PATH] [--type TYPE] [--role ROLE] [--limit N]
+//! ```
+//!
+//! Environment: `TRACELINK_COLLECTOR_LISTEN`, `TRACELINK_COLLECTOR_DB`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tracelink_collector::query::{self, ItemFilter, OperationFilter};
+use tracelink_collector::{Collector, Config, Retention, Store, default_db_path};
+
+const USAGE: &str = "usage:
+  tracelink-collector [serve] [--listen ADDR] [--db PATH] [--retention-days N] [--max-items N] [--max-body BYTES]
+  tracelink-collector query operations [--db PATH] [--limit N] [--role ROLE] [--failed]
+  tracelink-collector query operation <operation_Id> [--db PATH]
+  tracelink-collector query items [--db PATH] [--type TYPE] [--role ROLE] [--limit N]";
+
+struct Args {
+    positional: Vec<String>,
+    flags: HashMap<String, String>,
+}
+
+fn parse(args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut positional = Vec::new();
+    let mut flags = HashMap::new();
+    let mut it = args.peekable();
+    while let Some(a) = it.next() {
+        if let Some(name) = a.strip_prefix("--") {
+            if name == "help" {
+                return Err(String::new());
+            }
+            if name == "failed" {
+                flags.insert(name.to_owned(), "true".to_owned());
+                continue;
+            }
+            let value = it.next().ok_or(format!("--{name} needs a value"))?;
+            flags.insert(name.to_owned(), value);
+        } else {
+            positional.push(a);
+        }
+    }
+    Ok(Args { positional, flags })
+}
+
+fn flag<T: std::str::FromStr>(a: &Args, name: &str) -> Result<Option<T>, String> {
+    a.flags
+        .get(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("--{name}: invalid value {v:?}"))
+        })
+        .transpose()
+}
+
+fn db(a: &Args) -> PathBuf {
+    a.flags
+        .get("db")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("TRACELINK_COLLECTOR_DB").map(PathBuf::from))
+        .unwrap_or_else(default_db_path)
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("{e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match args.positional.first().map(String::as_str) {
+        None | Some("serve") => serve(&args),
+        Some("query") => run_query(&args),
+        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tracelink-collector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(a: &Args) -> Result<(), String> {
+    let listen = a
+        .flags
+        .get("listen")
+        .cloned()
+        .or_else(|| std::env::var("TRACELINK_COLLECTOR_LISTEN").ok())
+        .unwrap_or_else(|| tracelink_collector::DEFAULT_LISTEN.to_owned());
+    let listen = listen
+        .parse()
+        .map_err(|_| format!("--listen: invalid address {listen:?}"))?;
+    let mut retention = Retention::default();
+    if let Some(d) = flag(a, "retention-days")? {
+        retention.max_days = d;
+    }
+    if let Some(n) = flag(a, "max-items")? {
+        retention.max_items = n;
+    }
+    let mut config = Config::new(db(a)).listen(listen).retention(retention);
+    if let Some(b) = flag(a, "max-body")? {
+        config = config.max_body(b);
+    }
+    let path = db(a);
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let c = Collector::start(config).await.map_err(|e| e.to_string())?;
+        println!(
+            "tracelink-collector listening on {} (database {})",
+            c.url(),
+            path.display()
+        );
+        println!("connection string: {}", c.connection_string());
+        let _ = tokio::signal::ctrl_c().await;
+        c.shutdown().await;
+        Ok(())
+    })
+}
+
+fn run_query(a: &Args) -> Result<(), String> {
+    let store = Store::open(&db(a), Retention::default())?;
+    match a.positional.get(1).map(String::as_str) {
+        Some("operation") => {
+            let id = a
+                .positional
+                .get(2)
+                .ok_or("query operation needs an operation_Id")?
+                .clone();
+            let items = store.read_now(|c| query::operation_items(c, &id))?;
+            if items.is_empty() {
+                return Err(format!("no items for operation {id}"));
+            }
+            print!("{}", query::format_table(&items));
+            Ok(())
+        }
+        Some("operations") => {
+            let mut f = OperationFilter::default();
+            f.limit = flag(a, "limit")?;
+            f.role = a.flags.get("role").cloned();
+            f.failed = a.flags.get("failed").map(|_| true);
+            for o in store.read_now(|c| query::operations(c, &f))? {
+                println!(
+                    "{} | {} | {} | {:.1} ms | {} | {}",
+                    o.start,
+                    o.operation_id,
+                    o.root_name.as_deref().unwrap_or("-"),
+                    o.duration_ms,
+                    o.roles.join(","),
+                    if o.failed { "failed" } else { "ok" }
+                );
+            }
+            Ok(())
+        }
+        Some("items") => {
+            let mut f = ItemFilter::default();
+            f.item_type = a.flags.get("type").cloned();
+            f.role = a.flags.get("role").cloned();
+            f.limit = flag(a, "limit")?;
+            let items = store.read_now(|c| query::items(c, &f))?;
+            print!("{}", query::format_table(&items));
+            Ok(())
+        }
+        _ => Err(format!("unknown query\n{USAGE}")),
+    }
+}

@@ -1,0 +1,413 @@
+//! Reading transactions back: recent operations, one operation as a tree, filtered items,
+//! and the table the Application Insights docs print for an operation.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, Row as SqlRow, params_from_iter, types::Value as SqlValue};
+use serde::Serialize;
+
+/// One stored item, as the query API returns it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Item {
+    /// Row number (insertion order).
+    pub seq: i64,
+    /// Start time, RFC 3339.
+    pub timestamp: String,
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// `request`, `dependency`, `trace`, `exception`, `customEvent`, `customMetric`,
+    /// `pageView`, ...
+    pub item_type: String,
+    /// Name (or message).
+    pub name: Option<String>,
+    /// Id as sent.
+    pub id: Option<String>,
+    /// Id normalized for linking (SPEC 10.2).
+    pub id_norm: Option<String>,
+    /// `operation_Id`.
+    pub operation_id: Option<String>,
+    /// `operation_ParentId` as sent.
+    pub parent_id: Option<String>,
+    /// Parent normalized for linking.
+    pub parent_norm: Option<String>,
+    /// `operation_Name`.
+    pub operation_name: Option<String>,
+    /// `cloud_RoleName`.
+    pub cloud_role: Option<String>,
+    /// `cloud_RoleInstance`.
+    pub role_instance: Option<String>,
+    /// `user_Id`.
+    pub user_id: Option<String>,
+    /// `session_Id`.
+    pub session_id: Option<String>,
+    /// Duration in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// Success.
+    pub success: Option<bool>,
+    /// Response or result code (severity for traces).
+    pub result_code: Option<String>,
+    /// Dependency target.
+    pub target: Option<String>,
+    /// Request source, or dependency type.
+    pub source: Option<String>,
+    /// Request URL or dependency data.
+    pub url: Option<String>,
+    /// `ai_legacyRootId` (SPEC 10.1).
+    pub legacy_root: Option<String>,
+    /// The envelope as received.
+    pub raw: String,
+}
+
+const COLUMNS: &str =
+    "seq, timestamp, ts_ms, item_type, name, id, id_norm, operation_id, parent_id,
+    parent_norm, operation_name, cloud_role, role_instance, user_id, session_id, duration_ms,
+    success, result_code, target, source, url, legacy_root, raw";
+
+fn item(r: &SqlRow<'_>) -> rusqlite::Result<Item> {
+    Ok(Item {
+        seq: r.get(0)?,
+        timestamp: r.get(1)?,
+        ts_ms: r.get(2)?,
+        item_type: r.get(3)?,
+        name: r.get(4)?,
+        id: r.get(5)?,
+        id_norm: r.get(6)?,
+        operation_id: r.get(7)?,
+        parent_id: r.get(8)?,
+        parent_norm: r.get(9)?,
+        operation_name: r.get(10)?,
+        cloud_role: r.get(11)?,
+        role_instance: r.get(12)?,
+        user_id: r.get(13)?,
+        session_id: r.get(14)?,
+        duration_ms: r.get(15)?,
+        success: r.get(16)?,
+        result_code: r.get(17)?,
+        target: r.get(18)?,
+        source: r.get(19)?,
+        url: r.get(20)?,
+        legacy_root: r.get(21)?,
+        raw: r.get(22)?,
+    })
+}
+
+/// A recent operation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct OperationSummary {
+    /// The operation id.
+    pub operation_id: String,
+    /// The name of its root request (or its earliest item).
+    pub root_name: Option<String>,
+    /// When it started, RFC 3339.
+    pub start: String,
+    /// Start in milliseconds since the epoch.
+    pub start_ms: i64,
+    /// From its first start to its last end, in milliseconds.
+    pub duration_ms: f64,
+    /// Cloud roles involved, sorted.
+    pub roles: Vec<String>,
+    /// Whether any item failed.
+    pub failed: bool,
+    /// How many items.
+    pub items: i64,
+}
+
+/// Filters for [`operations`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct OperationFilter {
+    /// Only operations a role took part in.
+    pub role: Option<String>,
+    /// Only failed (`Some(true)`) or successful (`Some(false)`) operations.
+    pub failed: Option<bool>,
+    /// Only operations that started at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Page size (default 50).
+    pub limit: Option<u32>,
+    /// Page offset.
+    pub offset: Option<u32>,
+}
+
+/// Recent operations, newest first.
+pub fn operations(
+    conn: &Connection,
+    f: &OperationFilter,
+) -> rusqlite::Result<Vec<OperationSummary>> {
+    let mut having = Vec::new();
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(role) = &f.role {
+        having.push("SUM(cloud_role = ?) > 0");
+        args.push(SqlValue::Text(role.clone()));
+    }
+    match f.failed {
+        Some(true) => having.push("SUM(success = 0) > 0"),
+        Some(false) => having.push("SUM(success = 0) = 0"),
+        None => {}
+    }
+    if let Some(since) = f.since_ms {
+        having.push("MIN(ts_ms) >= ?");
+        args.push(SqlValue::Integer(since));
+    }
+    let having = if having.is_empty() {
+        String::new()
+    } else {
+        format!("HAVING {}", having.join(" AND "))
+    };
+    args.push(SqlValue::Integer(i64::from(
+        f.limit.unwrap_or(50).min(1000),
+    )));
+    args.push(SqlValue::Integer(i64::from(f.offset.unwrap_or(0))));
+    let sql = format!(
+        "SELECT operation_id, MIN(ts_ms), MAX(ts_ms + COALESCE(duration_ms, 0)), GROUP_CONCAT(DISTINCT cloud_role),
+                SUM(success = 0) > 0, COUNT(*),
+                (SELECT name FROM items r WHERE r.operation_id = g.operation_id
+                   ORDER BY (item_type != 'request'), (parent_id IS NOT NULL), ts_ms LIMIT 1),
+                (SELECT timestamp FROM items r WHERE r.operation_id = g.operation_id ORDER BY ts_ms LIMIT 1)
+         FROM items g WHERE operation_id IS NOT NULL
+         GROUP BY operation_id {having} ORDER BY MIN(ts_ms) DESC LIMIT ? OFFSET ?"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), |r| {
+        let roles: Option<String> = r.get(3)?;
+        let mut roles: Vec<String> = roles
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        roles.sort();
+        let start_ms: i64 = r.get(1)?;
+        let end: f64 = r.get(2)?;
+        Ok(OperationSummary {
+            operation_id: r.get(0)?,
+            start_ms,
+            duration_ms: end - start_ms as f64,
+            roles,
+            failed: r.get(4)?,
+            items: r.get(5)?,
+            root_name: r.get(6)?,
+            start: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+        })
+    })?;
+    rows.collect()
+}
+
+/// An item and its children.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Node {
+    /// The item.
+    pub item: Item,
+    /// Items whose parent it is, by start time.
+    pub children: Vec<Node>,
+}
+
+/// One operation as a tree (SPEC 10).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct OperationTree {
+    /// The operation id.
+    pub operation_id: String,
+    /// Items with no parent: the roots.
+    pub roots: Vec<Node>,
+    /// Items whose parent is not in the operation (shown, not dropped: SPEC 10.2).
+    pub orphans: Vec<Node>,
+    /// Every item, by start time.
+    pub items: Vec<Item>,
+}
+
+/// The items of operation `id`: those with that operation id, and those whose
+/// `ai_legacyRootId` is `id` (SPEC 10.1).
+pub fn operation_items(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Item>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM items WHERE operation_id = ?1 OR legacy_root = ?1 ORDER BY timestamp, seq"
+    ))?;
+    let rows = stmt.query_map([id], item)?;
+    rows.collect()
+}
+
+/// Operation `id` as a tree; `None` when it has no items.
+pub fn operation(conn: &Connection, id: &str) -> rusqlite::Result<Option<OperationTree>> {
+    let items = operation_items(conn, id)?;
+    if items.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(build_tree(id, items)))
+}
+
+/// Links items by id: a parent matches an item's normalized id, or its raw id (SPEC 10.2,
+/// 10.3).
+pub fn build_tree(operation_id: &str, items: Vec<Item>) -> OperationTree {
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    for (i, it) in items.iter().enumerate() {
+        for id in [it.id_norm.as_deref(), it.id.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            by_id.entry(id).or_insert(i);
+        }
+    }
+    let mut parent_of: Vec<Option<usize>> = vec![None; items.len()];
+    let mut orphan = vec![false; items.len()];
+    for (i, it) in items.iter().enumerate() {
+        let parent = it.parent_norm.as_deref().or(it.parent_id.as_deref());
+        match parent {
+            None => {}
+            Some(p) => match [Some(p), it.parent_id.as_deref()]
+                .into_iter()
+                .flatten()
+                .find_map(|k| by_id.get(k))
+            {
+                Some(&j) if j != i => parent_of[i] = Some(j),
+                _ => orphan[i] = true,
+            },
+        }
+    }
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); items.len()];
+    for (i, p) in parent_of.iter().enumerate() {
+        if let Some(p) = p {
+            children[*p].push(i);
+        }
+    }
+    fn node(i: usize, items: &[Item], children: &[Vec<usize>], seen: &mut HashSet<usize>) -> Node {
+        seen.insert(i);
+        Node {
+            item: items[i].clone(),
+            children: children[i]
+                .iter()
+                .filter(|c| !seen.contains(c))
+                .copied()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|c| node(c, items, children, seen))
+                .collect(),
+        }
+    }
+    let mut seen = HashSet::new();
+    let roots: Vec<Node> = (0..items.len())
+        .filter(|i| parent_of[*i].is_none() && !orphan[*i])
+        .map(|i| node(i, &items, &children, &mut seen))
+        .collect();
+    let orphans: Vec<Node> = (0..items.len())
+        .filter(|i| orphan[*i])
+        .map(|i| node(i, &items, &children, &mut seen))
+        .collect();
+    // Cycles (a hostile sender can make them) end up nowhere above: list them as orphans.
+    let mut orphans = orphans;
+    for i in 0..items.len() {
+        if !seen.contains(&i) {
+            orphans.push(node(i, &items, &children, &mut seen));
+        }
+    }
+    OperationTree {
+        operation_id: operation_id.to_owned(),
+        roots,
+        orphans,
+        items,
+    }
+}
+
+/// Filters for [`items`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ItemFilter {
+    /// `request`, `dependency`, ...
+    pub item_type: Option<String>,
+    /// Cloud role.
+    pub role: Option<String>,
+    /// From this time (ms since the epoch).
+    pub from_ms: Option<i64>,
+    /// Until this time (ms since the epoch).
+    pub to_ms: Option<i64>,
+    /// User id.
+    pub user_id: Option<String>,
+    /// Session id.
+    pub session_id: Option<String>,
+    /// Most items (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Items, newest first.
+pub fn items(conn: &Connection, f: &ItemFilter) -> rusqlite::Result<Vec<Item>> {
+    let mut cond = vec!["1 = 1"];
+    let mut args: Vec<SqlValue> = Vec::new();
+    for (c, v) in [
+        ("item_type = ?", &f.item_type),
+        ("cloud_role = ?", &f.role),
+        ("user_id = ?", &f.user_id),
+        ("session_id = ?", &f.session_id),
+    ] {
+        if let Some(v) = v {
+            cond.push(c);
+            args.push(SqlValue::Text(v.clone()));
+        }
+    }
+    for (c, v) in [("ts_ms >= ?", f.from_ms), ("ts_ms <= ?", f.to_ms)] {
+        if let Some(v) = v {
+            cond.push(c);
+            args.push(SqlValue::Integer(v));
+        }
+    }
+    args.push(SqlValue::Integer(i64::from(
+        f.limit.unwrap_or(100).min(10_000),
+    )));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM items WHERE {} ORDER BY ts_ms DESC, seq DESC LIMIT ?",
+        cond.join(" AND ")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), item)?;
+    rows.collect()
+}
+
+/// The table the Application Insights docs show for one operation:
+/// `timestamp | itemType | name | id | operation_ParentId | operation_Id`, in start order.
+pub fn format_table(items: &[Item]) -> String {
+    let header = [
+        "timestamp",
+        "itemType",
+        "name",
+        "id",
+        "operation_ParentId",
+        "operation_Id",
+    ];
+    let rows: Vec<[String; 6]> = items
+        .iter()
+        .map(|i| {
+            [
+                i.timestamp.clone(),
+                i.item_type.clone(),
+                i.name.clone().unwrap_or_default(),
+                i.id.clone().unwrap_or_default(),
+                i.parent_id.clone().unwrap_or_default(),
+                i.operation_id.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut out = line(&header);
+    out.push('\n');
+    out.push_str(&widths.map(|w| "-".repeat(w)).join("-|-"));
+    for r in &rows {
+        out.push('\n');
+        out.push_str(&line(&r.each_ref().map(String::as_str)));
+    }
+    out.push('\n');
+    out
+}

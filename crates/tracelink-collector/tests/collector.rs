@@ -1,0 +1,364 @@
+//! The collector over real HTTP on 127.0.0.1 (issue: collector; SPEC 7, 10).
+#![allow(missing_docs)]
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracelink::model::{Dependency, Request, SeverityLevel, Trace};
+use tracelink::{Correlation, Propagation, SamplingDecision, TelemetrySink};
+use tracelink_collector::query;
+use tracelink_collector::{Collector, Config, Retention};
+
+const CAPTURES: [&str; 3] = [
+    include_str!("../../../tests/data/captures/node-applicationinsights-2.9.8-w3c.ndjson"),
+    include_str!(
+        "../../../tests/data/captures/node-applicationinsights-2.9.8-requestid-legacy.ndjson"
+    ),
+    include_str!("../../../tests/data/captures/python-azure-monitor-exporter-1.0.0b58.ndjson"),
+];
+
+fn db(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "tracelink-collector-{name}-{}.db",
+        std::process::id()
+    ));
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", p.display()));
+    }
+    p
+}
+
+async fn start(name: &str) -> Collector {
+    Collector::start(
+        Config::new(db(name))
+            .listen("127.0.0.1:0".parse().unwrap())
+            .max_body(1024 * 1024),
+    )
+    .await
+    .unwrap()
+}
+
+async fn post(
+    c: &Collector,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let mut b = reqwest::Client::new()
+        .post(format!("{}{path}", c.url()))
+        .body(body);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let r = b.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+async fn count(c: &Collector) -> i64 {
+    c.store()
+        .read(|c| c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingests_every_capture_in_every_encoding() {
+    let c = start("captures").await;
+    let mut expected = 0;
+    for (i, text) in CAPTURES.iter().enumerate() {
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        expected += lines.len() as i64;
+        let (status, body) = match i {
+            0 => {
+                post(
+                    &c,
+                    "/v2.1/track",
+                    text.as_bytes().to_vec(),
+                    &[("content-type", "application/x-json-stream")],
+                )
+                .await
+            }
+            1 => {
+                post(
+                    &c,
+                    "/v2/track",
+                    gzip(text.as_bytes()),
+                    &[("content-encoding", "gzip")],
+                )
+                .await
+            }
+            _ => {
+                post(
+                    &c,
+                    "/v2.1/track",
+                    format!("[{}]", lines.join(",")).into_bytes(),
+                    &[("content-type", "application/json")],
+                )
+                .await
+            }
+        };
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["itemsAccepted"], lines.len());
+        assert_eq!(body["itemsReceived"], lines.len());
+    }
+    assert_eq!(count(&c).await, expected);
+    // SPEC 10.2: the Node dependency `|T.S.` is the parent of nothing here, but its id
+    // is stored normalized; the Node request is its parent.
+    let tree = c
+        .store()
+        .read(|c| query::operation(c, "0af7651916cd43dd8448eb211c80319c"))
+        .await
+        .unwrap()
+        .unwrap();
+    let node_request = tree
+        .orphans
+        .iter()
+        .find(|n| {
+            n.item.id.as_deref() == Some("|0af7651916cd43dd8448eb211c80319c.3bd03ed0f2614b11.")
+        })
+        .unwrap();
+    assert_eq!(node_request.children.len(), 1);
+    assert_eq!(
+        node_request.children[0].item.id_norm.as_deref(),
+        Some("533cff2d8cc34f77")
+    );
+    // SPEC 10.1: the legacy capture's items are found under their ai_legacyRootId too.
+    let legacy = c
+        .store()
+        .read(|c| query::operation_items(c, "legacy-root-42"))
+        .await
+        .unwrap();
+    assert!(!legacy.is_empty());
+}
+
+/// Our exporter → collector → query: the tree is what was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_round_trip_builds_the_tree() {
+    let c = start("roundtrip").await;
+    let exporter = tracelink_export::Exporter::builder(&c.connection_string())
+        .without_spool()
+        .cloud_role("svc")
+        .build()
+        .unwrap();
+    let sink = exporter.sink();
+    let request = Correlation::new_root_named(
+        &Propagation::default(),
+        SamplingDecision::KEEP_ALL,
+        Some("GET /x"),
+    );
+    let call = request.new_child();
+    sink.send(request.to_item(Request::new("GET /x", "200", Duration::from_millis(20))));
+    let mut d = Dependency::new("GET /y", "Http");
+    d.result_code = "200".into();
+    sink.send(call.to_item(d));
+    sink.send(call.child_item(Trace::new("inside the call", SeverityLevel::Information)));
+    sink.send(request.child_item(Trace::new("inside the request", SeverityLevel::Warning)));
+    exporter.flush().await.unwrap();
+    let op = request.trace_id().to_string();
+    let tree = c
+        .store()
+        .read(move |c| query::operation(c, &op))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(tree.orphans.is_empty());
+    assert_eq!(tree.roots.len(), 1);
+    let root = &tree.roots[0];
+    assert_eq!(
+        root.item.id.as_deref(),
+        Some(request.id().to_string().as_str())
+    );
+    assert_eq!(root.item.cloud_role.as_deref(), Some("svc"));
+    let mut kids: Vec<(&str, usize)> = root
+        .children
+        .iter()
+        .map(|n| (n.item.item_type.as_str(), n.children.len()))
+        .collect();
+    kids.sort();
+    assert_eq!(kids, [("dependency", 1), ("trace", 0)]);
+    // The operations list knows it.
+    let ops = c
+        .store()
+        .read(|c| query::operations(c, &Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(ops[0].root_name.as_deref(), Some("GET /x"));
+    assert_eq!(ops[0].items, 4);
+    assert!(!ops[0].failed);
+    // And the CLI prints the docs' table for it.
+    exporter.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_and_hostile_bodies_get_clear_answers_and_the_server_keeps_running() {
+    let c = start("hostile").await;
+    let good = CAPTURES[0].lines().next().unwrap();
+    // 206: some items invalid.
+    let body = format!(
+        "{good}\n{{\"name\":\"x\",\"time\":\"2026-11-21T05:46:41Z\",\"data\":{{\"baseType\":\"RequestData\",\"baseData\":{{\"ver\":2}}}}}}\n"
+    );
+    let (status, b) = post(&c, "/v2.1/track", body.into_bytes(), &[]).await;
+    assert_eq!(status, 206);
+    assert_eq!(
+        (b["itemsReceived"].as_u64(), b["itemsAccepted"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(b["errors"][0]["index"], 1);
+    assert!(
+        b["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("baseData.id")
+    );
+    // Garbage, truncated gzip, deep nesting, an empty body: 400.
+    let gz = gzip(CAPTURES[0].as_bytes());
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    for (what, body, headers) in [
+        ("garbage", b"\x00\x01garbage".to_vec(), vec![]),
+        (
+            "truncated gzip",
+            gz[..gz.len() / 2].to_vec(),
+            vec![("content-encoding", "gzip")],
+        ),
+        ("deep nesting", deep.into_bytes(), vec![]),
+        ("empty", Vec::new(), vec![]),
+        ("a JSON scalar", b"42".to_vec(), vec![]),
+    ] {
+        let (status, b) = post(&c, "/v2.1/track", body, &headers).await;
+        assert_eq!(status, 400, "{what}: {b}");
+    }
+    // 100 MB body: 413, and a gzip bomb too.
+    let (status, _) = post(&c, "/v2.1/track", vec![b' '; 100 * 1024 * 1024], &[]).await;
+    assert_eq!(status, 413);
+    let bomb = gzip(&vec![b' '; 64 * 1024 * 1024]);
+    let (status, _) = post(&c, "/v2.1/track", bomb, &[("content-encoding", "gzip")]).await;
+    assert_eq!(status, 413);
+    // Still serving, and nothing but the one valid item was stored.
+    let (status, _) = post(&c, "/v2.1/track", good.as_bytes().to_vec(), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(count(&c).await, 2);
+}
+
+/// Concurrent posters: every accepted item is stored (none accepted then lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_posters_lose_nothing() {
+    let c = Arc::new(start("concurrent").await);
+    let line = CAPTURES[0].lines().next().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (c, line) = (c.clone(), line.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0;
+            for _ in 0..25 {
+                let body = format!("{line}\n").repeat(40);
+                let (status, b) = post(
+                    &c,
+                    "/v2.1/track",
+                    gzip(body.as_bytes()),
+                    &[("content-encoding", "gzip")],
+                )
+                .await;
+                assert_eq!(status, 200);
+                accepted += b["itemsAccepted"].as_i64().unwrap();
+            }
+            accepted
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 8 * 25 * 40);
+    assert_eq!(count(&c).await, total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_the_oldest() {
+    let c = start("retention").await;
+    let old = CAPTURES[0]
+        .lines()
+        .next()
+        .unwrap()
+        .replace("2026-11-21T05:46:41.622Z", "2020-01-01T00:00:00Z");
+    let new = CAPTURES[0].lines().next().unwrap().replace(
+        "2026-11-21T05:46:41.622Z",
+        &tracelink::wire_time::format_time(std::time::SystemTime::now()),
+    );
+    let body = format!("{old}\n{}", format!("{new}\n").repeat(10));
+    let (status, _) = post(&c, "/v2.1/track", body.into_bytes(), &[]).await;
+    assert_eq!(status, 200);
+    let deleted = c
+        .store()
+        .enforce_retention(Retention {
+            max_days: 7,
+            max_items: 4,
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1 + 6);
+    assert_eq!(count(&c).await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_prints_the_transaction_table() {
+    let path = db("cli");
+    let c = Collector::start(Config::new(&path).listen("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let (status, _) = post(&c, "/v2.1/track", CAPTURES[0].as_bytes().to_vec(), &[]).await;
+    assert_eq!(status, 200);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracelink-collector"))
+        .args([
+            "query",
+            "operation",
+            "0af7651916cd43dd8448eb211c80319c",
+            "--db",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split(" | ").map(str::trim).collect::<Vec<_>>(),
+        [
+            "timestamp",
+            "itemType",
+            "name",
+            "id",
+            "operation_ParentId",
+            "operation_Id"
+        ]
+    );
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[2].contains("request") && lines[3].contains("dependency"));
+    // The JSON API and the page answer too.
+    let api = reqwest::get(format!("{}/api/items?type=dependency", c.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(api.contains("GET /downstream/items"));
+    let bad = reqwest::get(format!("{}/api/operations?limit=abc", c.url()))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
