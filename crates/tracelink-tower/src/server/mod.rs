@@ -681,10 +681,17 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
         match &frame {
+            // The end, or a last frame after which the body says it has ended (servers then
+            // stop polling and drop it: that is a complete response, not an abort).
             None => {
+                if let Some(mut rec) = this.recorder.take() {
+                    rec.send();
+                }
+            }
+            Some(Ok(_)) if this.inner.is_end_stream() => {
                 if let Some(mut rec) = this.recorder.take() {
                     rec.send();
                 }

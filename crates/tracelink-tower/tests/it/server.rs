@@ -142,6 +142,10 @@ async fn spec_2_1_traceparent() {
     assert_ne!(r.id, "b7ad6b7169203331");
     assert!(r.success);
     assert_eq!(r.response_code, "200");
+    assert!(
+        !item.properties.contains_key("aborted"),
+        "a complete response is not aborted"
+    );
 }
 
 #[tokio::test]
