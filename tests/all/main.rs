@@ -1,5 +1,6 @@
 //! Cross-crate integration tests: one binary, one module per area.
 
 mod client;
+mod demo;
 mod propagation;
 mod schema;

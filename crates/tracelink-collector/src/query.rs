@@ -411,3 +411,79 @@ pub fn format_table(items: &[Item]) -> String {
     out.push('\n');
     out
 }
+
+/// What one cloud role did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct RoleSummary {
+    /// The role.
+    pub role: String,
+    /// Requests it served.
+    pub requests: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// Dependencies it called.
+    pub dependencies: u64,
+    /// Median request duration, ms.
+    pub p50_ms: f64,
+    /// 95th percentile request duration, ms.
+    pub p95_ms: f64,
+}
+
+/// Per-role request and dependency counts and request duration percentiles.
+pub fn roles(conn: &Connection) -> rusqlite::Result<Vec<RoleSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT cloud_role, item_type, success, duration_ms FROM items
+         WHERE item_type IN ('request', 'dependency') AND cloud_role IS NOT NULL
+         ORDER BY cloud_role, duration_ms",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<bool>>(2)?,
+            r.get::<_, Option<f64>>(3)?,
+        ))
+    })?;
+    let mut out: Vec<(RoleSummary, Vec<f64>)> = Vec::new();
+    for row in rows {
+        let (role, kind, success, duration) = row?;
+        if out.last().is_none_or(|(s, _)| s.role != role) {
+            out.push((
+                RoleSummary {
+                    role,
+                    requests: 0,
+                    failures: 0,
+                    dependencies: 0,
+                    p50_ms: 0.0,
+                    p95_ms: 0.0,
+                },
+                Vec::new(),
+            ));
+        }
+        let Some((s, durations)) = out.last_mut() else {
+            continue;
+        };
+        if kind == "request" {
+            s.requests += 1;
+            s.failures += u64::from(success == Some(false));
+            durations.extend(duration);
+        } else {
+            s.dependencies += 1;
+        }
+    }
+    let pct = |d: &[f64], p: f64| {
+        if d.is_empty() {
+            return 0.0;
+        }
+        d[(((d.len() - 1) as f64) * p).round() as usize]
+    };
+    Ok(out
+        .into_iter()
+        .map(|(mut s, d)| {
+            s.p50_ms = pct(&d, 0.5);
+            s.p95_ms = pct(&d, 0.95);
+            s
+        })
+        .collect())
+}

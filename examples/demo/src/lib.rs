@@ -1,0 +1,312 @@
+//! The tracelink demo: the local collector and three instrumented services on 127.0.0.1,
+//! driven by a small workload, then the correlated transaction as the collector stored it.
+//!
+//! - `web` (W3C with back-compat) calls `orders` with reqwest;
+//! - `orders` runs in legacy hierarchical Request-Id mode (as .NET estates that forced
+//!   hierarchical ids do) and calls `inventory` with reqwest;
+//! - `inventory` (default mode) answers; item numbers divisible by 7 fail with 500, by 5
+//!   take a slow path.
+//!
+//! Each service exports through `tracelink-export` to the collector, with its own cloud role
+//! and appId.
+
+use std::fmt::{self, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use tracelink::dependency::DependencyConfig;
+use tracelink::{AppId, Propagation, PropagationMode, TelemetrySink};
+use tracelink_collector::query::{self, Item};
+use tracelink_collector::{Collector, Config};
+use tracelink_export::Exporter;
+use tracelink_reqwest::DependencyMiddleware;
+use tracelink_tower::server::CorrelationLayer;
+
+/// How many checkouts the workload makes.
+pub const CHECKOUTS: u32 = 24;
+
+/// What the demo found.
+#[derive(Debug)]
+pub struct Report {
+    /// The collector's URL.
+    pub collector_url: String,
+    /// The operation shown.
+    pub operation_id: String,
+    /// Its items, in start order.
+    pub items: Vec<Item>,
+    /// The docs' table of that operation.
+    pub table: String,
+    /// Requests, failures, dependencies and durations per role.
+    pub summary: String,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "One end-to-end transaction (operation {}):\n",
+            self.operation_id
+        )?;
+        writeln!(f, "{}", self.table)?;
+        writeln!(f, "Per role:\n\n{}", self.summary)?;
+        writeln!(
+            f,
+            "Collector: {}  (recent operations at /, this one at /operations/{})",
+            self.collector_url, self.operation_id
+        )
+    }
+}
+
+/// The running demo: the collector and the services keep serving until it is dropped.
+pub struct Demo {
+    /// The collector.
+    pub collector: Collector,
+    _db: TempDb,
+}
+
+impl fmt::Debug for Demo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Demo")
+            .field("collector", &self.collector)
+            .finish_non_exhaustive()
+    }
+}
+
+struct TempDb(std::path::PathBuf);
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+        }
+    }
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+struct Service {
+    exporter: Exporter,
+    addr: SocketAddr,
+}
+
+fn connection(collector: &Collector, app_id: &str) -> String {
+    format!("{};ApplicationId={app_id}", collector.connection_string())
+}
+
+fn propagation(app_id: &str, mode: PropagationMode) -> Result<Propagation, Error> {
+    Ok(Propagation::default()
+        .mode(mode)
+        .app_id(AppId::new(app_id)?))
+}
+
+async fn serve(app: Router) -> Result<SocketAddr, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Ok(addr)
+}
+
+fn exporter(collector: &Collector, role: &str, app_id: &str) -> Result<Exporter, Error> {
+    Ok(Exporter::builder(&connection(collector, app_id))
+        .without_spool()
+        .cloud_role(role)
+        .build()?)
+}
+
+fn client(
+    sink: Arc<dyn TelemetrySink>,
+    p: Propagation,
+    role: &str,
+) -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(DependencyMiddleware::with_config(
+            DependencyConfig::new(sink).propagation(p).cloud_role(role),
+        ))
+        .build()
+}
+
+async fn inventory(collector: &Collector) -> Result<Service, Error> {
+    let exporter = exporter(collector, "inventory", "inventory-app")?;
+    let app = Router::new()
+        .route(
+            "/stock/{item}",
+            get(|Path(item): Path<u32>| async move {
+                if item % 7 == 0 {
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "out of stock and on fire",
+                    );
+                }
+                if item % 5 == 0 {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                (StatusCode::OK, "in stock")
+            }),
+        )
+        .layer(
+            CorrelationLayer::new(exporter.sink())
+                .propagation(propagation(
+                    "inventory-app",
+                    PropagationMode::W3cWithBackCompat,
+                )?)
+                .cloud_role("inventory"),
+        );
+    Ok(Service {
+        addr: serve(app).await?,
+        exporter,
+    })
+}
+
+#[derive(Clone)]
+struct Next {
+    client: reqwest_middleware::ClientWithMiddleware,
+    base: String,
+}
+
+async fn forward(State(next): State<Next>, Path(item): Path<u32>) -> (StatusCode, String) {
+    match next
+        .client
+        .get(format!("{}/{item}", next.base))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => (StatusCode::OK, r.text().await.unwrap_or_default()),
+        Ok(r) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("downstream answered {}", r.status()),
+        ),
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
+async fn orders(collector: &Collector, inventory: SocketAddr) -> Result<Service, Error> {
+    let exporter = exporter(collector, "orders", "orders-app")?;
+    let p = propagation("orders-app", PropagationMode::Hierarchical)?;
+    let next = Next {
+        client: client(exporter.sink(), p.clone(), "orders"),
+        base: format!("http://{inventory}/stock"),
+    };
+    let app = Router::new()
+        .route("/orders/{item}", get(forward))
+        .with_state(next)
+        .layer(
+            CorrelationLayer::new(exporter.sink())
+                .propagation(p)
+                .cloud_role("orders"),
+        );
+    Ok(Service {
+        addr: serve(app).await?,
+        exporter,
+    })
+}
+
+async fn web(collector: &Collector, orders: SocketAddr) -> Result<Service, Error> {
+    let exporter = exporter(collector, "web", "web-app")?;
+    let p = propagation("web-app", PropagationMode::W3cWithBackCompat)?;
+    let next = Next {
+        client: client(exporter.sink(), p.clone(), "web"),
+        base: format!("http://{orders}/orders"),
+    };
+    let app = Router::new()
+        .route("/checkout/{item}", get(forward))
+        .with_state(next)
+        .layer(
+            CorrelationLayer::new(exporter.sink())
+                .propagation(p)
+                .cloud_role("web")
+                .with_traceresponse(),
+        );
+    Ok(Service {
+        addr: serve(app).await?,
+        exporter,
+    })
+}
+
+async fn summary(collector: &Collector) -> Result<String, Error> {
+    let roles = collector.store().read(query::roles).await?;
+    let mut out = format!(
+        "{:<10} | {:>8} | {:>8} | {:>12} | {:>8} | {:>8}\n{}\n",
+        "role",
+        "requests",
+        "failures",
+        "dependencies",
+        "p50 ms",
+        "p95 ms",
+        "-".repeat(69)
+    );
+    for r in roles {
+        let _ = writeln!(
+            out,
+            "{:<10} | {:>8} | {:>8} | {:>12} | {:>8.1} | {:>8.1}",
+            r.role, r.requests, r.failures, r.dependencies, r.p50_ms, r.p95_ms
+        );
+    }
+    Ok(out)
+}
+
+/// Starts everything, drives the workload, flushes, and reads the transaction back.
+pub async fn run() -> Result<(Demo, Report), Error> {
+    let db = std::env::temp_dir().join(format!("tracelink-demo-{}.db", std::process::id()));
+    let db = TempDb(db);
+    let collector = Collector::start(Config::new(&db.0).listen("127.0.0.1:0".parse()?)).await?;
+    let inventory = inventory(&collector).await?;
+    let orders = orders(&collector, inventory.addr).await?;
+    let web = web(&collector, orders.addr).await?;
+
+    // The workload: a browser (with the browser SDK's cookies on odd items) checking out.
+    let browser = reqwest::Client::new();
+    let mut shown = None;
+    for item in 1..=CHECKOUTS {
+        let mut req = browser.get(format!("http://{}/checkout/{item}", web.addr));
+        if item % 2 == 1 {
+            req = req.header(
+                "cookie",
+                format!(
+                    "ai_user=user{}|2026-11-21T05:00:00.000Z; ai_session=session{item}|1|1",
+                    item % 4
+                ),
+            );
+        }
+        let res = req.send().await?;
+        let operation = res
+            .headers()
+            .get("traceresponse")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split('-').nth(1))
+            .map(str::to_owned);
+        let ok = res.status().is_success();
+        let _ = res.text().await;
+        if ok && shown.is_none() {
+            shown = operation;
+        }
+    }
+    // Flush every service: items are committed when their exporter has its answers.
+    for s in [web, orders, inventory] {
+        s.exporter.shutdown(Duration::from_secs(10)).await?;
+    }
+    let operation_id = shown.ok_or("no checkout succeeded")?;
+    let id = operation_id.clone();
+    let items = collector
+        .store()
+        .read(move |c| query::operation_items(c, &id))
+        .await?;
+    let report = Report {
+        collector_url: collector.url(),
+        table: query::format_table(&items),
+        summary: summary(&collector).await?,
+        operation_id,
+        items,
+    };
+    Ok((Demo { collector, _db: db }, report))
+}
