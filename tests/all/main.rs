@@ -4,3 +4,4 @@ mod client;
 mod demo;
 mod propagation;
 mod schema;
+mod web;

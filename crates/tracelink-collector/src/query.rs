@@ -487,3 +487,227 @@ pub fn roles(conn: &Connection) -> rusqlite::Result<Vec<RoleSummary>> {
         })
         .collect())
 }
+
+/// A node of the application map: a cloud role, or a target no role answers for.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct MapNode {
+    /// The role, or the target (`host[:port]`).
+    pub name: String,
+    /// Whether it is an external target rather than a role.
+    pub external: bool,
+    /// Requests it served (roles only).
+    pub requests: u64,
+}
+
+/// An edge of the application map: calls from one node to another.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct MapEdge {
+    /// The calling role.
+    pub from: String,
+    /// The called node.
+    pub to: String,
+    /// How many calls.
+    pub calls: u64,
+    /// How many failed.
+    pub failures: u64,
+    /// Mean duration, ms.
+    pub avg_ms: f64,
+}
+
+/// The application map.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct AppMap {
+    /// Roles and external targets.
+    pub nodes: Vec<MapNode>,
+    /// Dependency calls between them.
+    pub edges: Vec<MapEdge>,
+}
+
+/// Builds the application map from dependencies: a call's callee is the role of the request
+/// it caused, else the role whose appId the call's `target` names (`host | cid-v1:X`,
+/// SPEC 5.5, learned from other calls), else the target itself.
+pub fn app_map(conn: &Connection) -> rusqlite::Result<AppMap> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.cloud_role, d.target, d.success, d.duration_ms,
+                (SELECT r.cloud_role FROM items r WHERE r.operation_id = d.operation_id
+                   AND r.item_type = 'request' AND r.parent_norm = d.id_norm LIMIT 1)
+         FROM items d WHERE d.item_type = 'dependency' AND d.cloud_role IS NOT NULL",
+    )?;
+    type Call = (
+        String,
+        Option<String>,
+        Option<bool>,
+        Option<f64>,
+        Option<String>,
+    );
+    let calls: Vec<Call> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let app_of = |target: &str| target.split(" | cid-v1:").nth(1).map(str::to_owned);
+    let mut role_of_app: HashMap<String, String> = HashMap::new();
+    for (_, target, _, _, callee) in &calls {
+        if let (Some(app), Some(role)) = (target.as_deref().and_then(app_of), callee) {
+            role_of_app.entry(app).or_insert_with(|| role.clone());
+        }
+    }
+    let mut edges: HashMap<(String, String), (u64, u64, f64)> = HashMap::new();
+    let mut external: HashSet<String> = HashSet::new();
+    for (from, target, success, duration, callee) in calls {
+        let target = target.unwrap_or_else(|| "unknown".into());
+        let to = callee
+            .or_else(|| app_of(&target).and_then(|a| role_of_app.get(&a).cloned()))
+            .unwrap_or_else(|| {
+                let host = target.split(" | ").next().unwrap_or(&target).to_owned();
+                external.insert(host.clone());
+                host
+            });
+        let e = edges.entry((from, to)).or_default();
+        e.0 += 1;
+        e.1 += u64::from(success == Some(false));
+        e.2 += duration.unwrap_or(0.0);
+    }
+    let mut roles: Vec<(String, u64)> = conn
+        .prepare_cached("SELECT cloud_role, SUM(item_type = 'request') FROM items WHERE cloud_role IS NOT NULL GROUP BY cloud_role ORDER BY cloud_role")?
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
+        .collect::<rusqlite::Result<_>>()?;
+    roles.retain(|(r, _)| !external.contains(r));
+    let mut nodes: Vec<MapNode> = roles
+        .into_iter()
+        .map(|(name, requests)| MapNode {
+            name,
+            external: false,
+            requests,
+        })
+        .collect();
+    let mut ext: Vec<String> = external
+        .into_iter()
+        .filter(|e| !nodes.iter().any(|n| &n.name == e))
+        .collect();
+    ext.sort();
+    nodes.extend(ext.into_iter().map(|name| MapNode {
+        name,
+        external: true,
+        requests: 0,
+    }));
+    let mut edges: Vec<MapEdge> = edges
+        .into_iter()
+        .map(|((from, to), (calls, failures, total))| MapEdge {
+            from,
+            to,
+            calls,
+            failures,
+            avg_ms: total / calls as f64,
+        })
+        .collect();
+    edges.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+    Ok(AppMap { nodes, edges })
+}
+
+/// Unique users and sessions in one hour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct UsageBucket {
+    /// The hour, `YYYY-MM-DDTHH:00Z`.
+    pub hour: String,
+    /// Distinct `user_Id`s.
+    pub users: u64,
+    /// Distinct `session_Id`s.
+    pub sessions: u64,
+}
+
+/// Users and sessions (from `ai.user.id` and `ai.session.id`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Distinct users in all.
+    pub users: u64,
+    /// Distinct sessions in all.
+    pub sessions: u64,
+    /// Per hour, newest first.
+    pub hours: Vec<UsageBucket>,
+    /// Per day (`YYYY-MM-DD`), newest first.
+    pub days: Vec<UsageBucket>,
+    /// Operation names by distinct users, most first: `(name, users)`.
+    pub top_operations: Vec<(String, u64)>,
+    /// Recent sessions: `(session id, user id, items, first seen)`.
+    pub sessions_list: Vec<(String, Option<String>, u64, String)>,
+}
+
+/// Users and sessions per hour and day, top operations by users, recent sessions.
+pub fn usage(conn: &Connection) -> rusqlite::Result<Usage> {
+    let (users, sessions) = conn.query_row(
+        "SELECT COUNT(DISTINCT user_id), COUNT(DISTINCT session_id) FROM items",
+        [],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?.max(0) as u64,
+                r.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        },
+    )?;
+    let bucket = |len: usize, suffix: &str| -> rusqlite::Result<Vec<UsageBucket>> {
+        let sql = format!(
+            "SELECT substr(timestamp, 1, {len}), COUNT(DISTINCT user_id), COUNT(DISTINCT session_id) FROM items
+             WHERE user_id IS NOT NULL OR session_id IS NOT NULL GROUP BY 1 ORDER BY 1 DESC LIMIT 200"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok(UsageBucket {
+                hour: format!("{}{suffix}", r.get::<_, String>(0)?),
+                users: r.get::<_, i64>(1)?.max(0) as u64,
+                sessions: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        })?;
+        rows.collect()
+    };
+    let top_operations = conn
+        .prepare_cached(
+            "SELECT COALESCE(operation_name, name), COUNT(DISTINCT user_id) FROM items
+             WHERE user_id IS NOT NULL AND item_type IN ('request', 'pageView')
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
+        )?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                r.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let sessions_list = conn
+        .prepare_cached(
+            "SELECT session_id, MAX(user_id), COUNT(*), MIN(timestamp) FROM items
+             WHERE session_id IS NOT NULL GROUP BY session_id ORDER BY MIN(ts_ms) DESC LIMIT 100",
+        )?
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, i64>(2)?.max(0) as u64,
+                r.get(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Usage {
+        users,
+        sessions,
+        hours: bucket(13, ":00Z")?,
+        days: bucket(10, "")?,
+        top_operations,
+        sessions_list,
+    })
+}
+
+/// One session's requests, page views and events, in order.
+pub fn session_items(conn: &Connection, session_id: &str) -> rusqlite::Result<Vec<Item>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM items WHERE session_id = ?1
+         AND item_type IN ('request', 'pageView', 'customEvent') ORDER BY timestamp, seq LIMIT 1000"
+    ))?;
+    let rows = stmt.query_map([session_id], item)?;
+    rows.collect()
+}
