@@ -2,6 +2,7 @@
 
 mod client;
 mod demo;
+mod otel;
 mod propagation;
 mod schema;
 mod web;

@@ -53,6 +53,14 @@ fn swap(value: Option<Correlation>) -> Option<Correlation> {
     CURRENT.with(|c| c.replace(value))
 }
 
+/// Makes `value` the current context on this thread and returns the previous one, for
+/// integrations whose enter and exit are separate callbacks (a `tracing` layer's `on_enter` and
+/// `on_exit`). Put the previous value back when leaving, in reverse order. Prefer [`enter`] or
+/// [`Scoped`] elsewhere.
+pub fn replace_current(value: Option<Correlation>) -> Option<Correlation> {
+    swap(value)
+}
+
 /// Makes `correlation` current on this thread until the guard is dropped, for synchronous
 /// code. Guards must be dropped in reverse order of creation.
 ///

@@ -1,0 +1,341 @@
+//! An OpenTelemetry [`SpanExporter`] that maps spans onto the Application Insights data
+//! model and sends the items into a tracelink [`TelemetrySink`] (the exporter channel, or a
+//! `MemorySink` in tests).
+//!
+//! | span kind | item |
+//! |---|---|
+//! | Server, Consumer | Request |
+//! | Client, Producer | Dependency (`Http` for HTTP, else the `db.system` / `messaging.system` / `rpc.system`) |
+//! | Internal | Dependency of type `InProc` |
+//! | event `exception` | Exception (`exception.type`, `exception.message`, `exception.stacktrace`) |
+//! | other events | Trace (severity from a `level` attribute, as `tracing-opentelemetry` writes it) |
+//!
+//! - HTTP attributes are read under their current and their old semantic-convention names
+//!   (`http.request.method`/`http.method`, `http.response.status_code`/`http.status_code`,
+//!   `url.full`/`http.url`, `url.scheme`/`http.scheme`, `server.address`/`net.host.name`/
+//!   `http.host`, `url.path`+`url.query`/`http.target`, ...).
+//! - With an HTTP status, success is `status < 400` for requests and `0 < status < 400` for
+//!   dependencies (a 404 is a failed request), whatever the span status; without one, success is
+//!   a span status other than `Error`.
+//! - URLs are always absolute: a missing or empty scheme is `http`, never `://host`.
+//! - `ai.operation.name` is set on every item of an operation: the name of its server span,
+//!   remembered per trace (server spans of a batch are read first).
+//! - Spans with the attribute [`REPORTED_ATTRIBUTE`] `= true` were reported by tracelink's own
+//!   layers and are skipped, so nothing is reported twice.
+//! - Field limits are applied when items are serialized (multi-byte text never panics).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use tracelink::model::{
+    Dependency, Exception, ExceptionDetails, Request, SeverityLevel, Telemetry, Trace, tags,
+};
+use tracelink::{SamplingDecision, TelemetrySink};
+
+/// The attribute tracelink's layers put on spans they reported themselves.
+pub const REPORTED_ATTRIBUTE: &str = "tracelink.reported";
+
+/// Most operation names remembered (oldest forgotten first).
+const NAMES: usize = 10_000;
+
+/// Operation names by trace-id, forgetting the oldest past [`NAMES`].
+#[derive(Debug, Default)]
+struct Names {
+    by_trace: HashMap<[u8; 16], String>,
+    order: VecDeque<[u8; 16]>,
+}
+
+/// The exporter; see the module docs.
+#[derive(Clone)]
+pub struct TracelinkSpanExporter {
+    sink: Arc<dyn TelemetrySink>,
+    names: Arc<Mutex<Names>>,
+}
+
+impl std::fmt::Debug for TracelinkSpanExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracelinkSpanExporter")
+            .finish_non_exhaustive()
+    }
+}
+
+impl TracelinkSpanExporter {
+    /// Sends the items of exported spans to `sink`.
+    pub fn new(sink: impl TelemetrySink) -> Self {
+        Self {
+            sink: Arc::new(sink),
+            names: Arc::default(),
+        }
+    }
+
+    fn remember(&self, trace: [u8; 16], name: &str) {
+        let mut n = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if n.by_trace.insert(trace, name.to_owned()).is_none() {
+            n.order.push_back(trace);
+            if n.order.len() > NAMES
+                && let Some(old) = n.order.pop_front()
+            {
+                n.by_trace.remove(&old);
+            }
+        }
+    }
+
+    fn operation_name(&self, trace: [u8; 16]) -> Option<String> {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_trace
+            .get(&trace)
+            .cloned()
+    }
+
+    /// The items of one span: its Request or Dependency, then its events.
+    pub fn items(&self, span: &SpanData) -> Vec<Telemetry> {
+        map_span(
+            span,
+            self.operation_name(span.span_context.trace_id().to_bytes()),
+        )
+    }
+}
+
+impl SpanExporter for TracelinkSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let reported = |s: &SpanData| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == REPORTED_ATTRIBUTE && kv.value == Value::Bool(true))
+        };
+        for s in batch.iter().filter(|s| is_server(s)) {
+            self.remember(s.span_context.trace_id().to_bytes(), &request_name(s));
+        }
+        for span in batch.iter().filter(|s| !reported(s)) {
+            for item in self.items(span) {
+                self.sink.send(item);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_server(s: &SpanData) -> bool {
+    matches!(s.span_kind, SpanKind::Server | SpanKind::Consumer)
+}
+
+/// An attribute by its first present name.
+fn attr<'a>(attrs: &'a [KeyValue], names: &[&str]) -> Option<&'a Value> {
+    names.iter().find_map(|n| {
+        attrs
+            .iter()
+            .find(|kv| kv.key.as_str() == *n)
+            .map(|kv| &kv.value)
+    })
+}
+
+fn text(attrs: &[KeyValue], names: &[&str]) -> Option<String> {
+    attr(attrs, names)
+        .map(|v| v.as_str().into_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn status_code(attrs: &[KeyValue]) -> Option<i64> {
+    match attr(attrs, &["http.response.status_code", "http.status_code"])? {
+        Value::I64(i) => Some(*i),
+        v => v.as_str().parse().ok(),
+    }
+}
+
+fn method(attrs: &[KeyValue]) -> Option<String> {
+    text(attrs, &["http.request.method", "http.method"])
+}
+
+/// An absolute URL from whichever attributes are there; `None` without a host.
+fn url(attrs: &[KeyValue], server: bool) -> Option<String> {
+    if let Some(full) = text(attrs, &["url.full", "http.url"])
+        && full.contains("://")
+        && !full.starts_with("://")
+    {
+        return Some(full);
+    }
+    let scheme = text(attrs, &["url.scheme", "http.scheme"]).unwrap_or_else(|| "http".into());
+    let host = if server {
+        text(attrs, &["server.address", "http.host", "net.host.name"])
+    } else {
+        text(attrs, &["server.address", "net.peer.name", "http.host"])
+    }?;
+    let port =
+        attr(attrs, &["server.port", "net.host.port", "net.peer.port"]).and_then(|v| match v {
+            Value::I64(p) => Some(*p),
+            v => v.as_str().parse().ok(),
+        });
+    let path = match text(attrs, &["url.path"]) {
+        Some(p) => match text(attrs, &["url.query"]) {
+            Some(q) => format!("{p}?{q}"),
+            None => p,
+        },
+        None => text(attrs, &["http.target"]).unwrap_or_else(|| "/".into()),
+    };
+    let authority = match port {
+        Some(p) if p != 80 && p != 443 && !host.contains(':') => format!("{host}:{p}"),
+        _ => host,
+    };
+    Some(format!("{scheme}://{authority}{path}"))
+}
+
+fn request_name(s: &SpanData) -> String {
+    match (method(&s.attributes), text(&s.attributes, &["http.route"])) {
+        (Some(m), Some(route)) => format!("{m} {route}"),
+        _ => s.name.to_string(),
+    }
+}
+
+fn success(s: &SpanData, status: Option<i64>, server: bool) -> bool {
+    match status {
+        Some(c) if server => c < 400,
+        Some(c) => c > 0 && c < 400,
+        None => !matches!(s.status, Status::Error { .. }),
+    }
+}
+
+fn hex16(b: [u8; 16]) -> String {
+    tracelink::TraceId::from_bytes(b)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn hex8(b: [u8; 8]) -> Option<String> {
+    tracelink::SpanId::from_bytes(b).map(|s| s.to_string())
+}
+
+fn duration(s: &SpanData) -> std::time::Duration {
+    s.end_time.duration_since(s.start_time).unwrap_or_default()
+}
+
+/// Maps one span (see the module docs). `operation_name` is the name of its operation.
+pub fn map_span(s: &SpanData, operation_name: Option<String>) -> Vec<Telemetry> {
+    let a = &s.attributes;
+    let id = hex8(s.span_context.span_id().to_bytes()).unwrap_or_default();
+    let parent = hex8(s.parent_span_id.to_bytes());
+    let status = status_code(a);
+    let server = is_server(s);
+    let op_name = if server {
+        Some(request_name(s))
+    } else {
+        operation_name
+    };
+    let mut item = if server {
+        let mut r = Request::default();
+        r.id = id.clone();
+        r.name = request_name(s);
+        r.url = url(a, true).unwrap_or_default();
+        r.duration = duration(s);
+        r.response_code = status.map_or_else(|| "0".to_owned(), |c| c.to_string());
+        r.success = success(s, status, true);
+        Telemetry::new(r)
+    } else {
+        let http = method(a).is_some() || status.is_some();
+        let mut d = Dependency::default();
+        d.id = id.clone();
+        d.duration = duration(s);
+        d.success = success(s, status, false);
+        match s.span_kind {
+            SpanKind::Internal => {
+                d.name = s.name.to_string();
+                d.dependency_type = "InProc".into();
+            }
+            _ if http => {
+                let full = url(a, false);
+                let path = full
+                    .as_deref()
+                    .and_then(tracelink::url::Parts::parse)
+                    .map(|p| p.path().to_owned());
+                d.name = match (method(a), path) {
+                    (Some(m), Some(p)) => format!("{m} {p}"),
+                    _ => s.name.to_string(),
+                };
+                d.target = full
+                    .as_deref()
+                    .and_then(tracelink::url::Parts::parse)
+                    .map(|p| p.host_port())
+                    .unwrap_or_default();
+                d.data = full.unwrap_or_default();
+                d.dependency_type = "Http".into();
+                d.result_code = status.map(|c| c.to_string()).unwrap_or_default();
+            }
+            _ => {
+                d.name = s.name.to_string();
+                d.dependency_type = text(
+                    a,
+                    &[
+                        "db.system.name",
+                        "db.system",
+                        "messaging.system",
+                        "rpc.system",
+                    ],
+                )
+                .unwrap_or_else(|| format!("{:?}", s.span_kind));
+                d.data =
+                    text(a, &["db.query.text", "db.statement", "rpc.method"]).unwrap_or_default();
+                d.target = text(a, &["server.address", "net.peer.name"]).unwrap_or_default();
+            }
+        }
+        Telemetry::new(d)
+    };
+    item.time = s.start_time;
+    let trace = hex16(s.span_context.trace_id().to_bytes());
+    let annotate = |t: &mut Telemetry, parent: Option<&String>| {
+        t.tags.insert(tags::OPERATION_ID, trace.clone());
+        if let Some(p) = parent {
+            t.tags.insert(tags::OPERATION_PARENT_ID, p.clone());
+        }
+        if let Some(n) = &op_name {
+            t.tags.insert(tags::OPERATION_NAME, n.clone());
+        }
+        t.tags.insert(tags::INTERNAL_SDK_VERSION, tags::SDK_VERSION);
+        // The SDK sampled the span already: it is kept at 100 % here.
+        t.sample_rate = Some(SamplingDecision::KEEP_ALL.percentage());
+    };
+    annotate(&mut item, parent.as_ref());
+    for kv in a.iter().filter(|kv| kv.key.as_str() != REPORTED_ATTRIBUTE) {
+        item.properties
+            .insert(kv.key.to_string(), kv.value.as_str().into_owned());
+    }
+    let mut out = vec![item];
+    for e in s.events.iter() {
+        let ea = &e.attributes;
+        let mut t = if e.name == "exception" {
+            let mut x = Exception::default();
+            x.exceptions.push({
+                let mut d = ExceptionDetails::default();
+                d.type_name = text(ea, &["exception.type"]).unwrap_or_else(|| "Error".into());
+                d.message = text(ea, &["exception.message"]).unwrap_or_default();
+                d.stack = text(ea, &["exception.stacktrace"]).unwrap_or_default();
+                d
+            });
+            x.severity = Some(SeverityLevel::Error);
+            Telemetry::new(x)
+        } else {
+            let severity = match text(ea, &["level"]).as_deref() {
+                Some("ERROR") => SeverityLevel::Error,
+                Some("WARN") => SeverityLevel::Warning,
+                Some("DEBUG" | "TRACE") => SeverityLevel::Verbose,
+                _ => SeverityLevel::Information,
+            };
+            Telemetry::new(Trace::new(e.name.to_string(), severity))
+        };
+        t.time = e.timestamp;
+        annotate(&mut t, Some(&id));
+        for kv in ea
+            .iter()
+            .filter(|kv| !kv.key.as_str().starts_with("exception."))
+        {
+            t.properties
+                .insert(kv.key.to_string(), kv.value.as_str().into_owned());
+        }
+        out.push(t);
+    }
+    out
+}

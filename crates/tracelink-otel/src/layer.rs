@@ -1,0 +1,304 @@
+//! A `tracing_subscriber` layer that puts `tracing` events and spans into the operation they
+//! happen in (SPEC 6.2, 6.3).
+//!
+//! - Every event inside an operation (a request handled by `tracelink-tower`, or a context
+//!   made current with `tracelink::scope`) becomes a Trace item: its message, a severity from
+//!   its level, its other fields as properties, `ai.operation.id`, `ai.operation.name`, and
+//!   `ai.operation.parentId` = the id of the span or request it happened in. An event with an
+//!   `error` field, or `exception.message` / `exception.type` fields, becomes an Exception item.
+//! - Spans at INFO or more severe ([`TracelinkLayer::span_level`]) inside an operation become
+//!   `InProc` dependencies with their own ids. While such a span is entered its context is the
+//!   current one, so calls made inside an `#[instrument]`ed function are its children, and so
+//!   are the events in it. An ERROR event inside marks the span failed.
+//! - Outside an operation, events and spans are ignored.
+//!
+//! Telemetry of requests and calls never depends on this layer or on log filters: a filter
+//! that hides spans or events only hides their items (DESIGN invariant 3).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tracing_subscriber::prelude::*;
+//! use tracelink::{Correlation, MemorySink, Propagation, SamplingDecision, scope};
+//! use tracelink_otel::TracelinkLayer;
+//!
+//! let sink = Arc::new(MemorySink::new());
+//! let subscriber = tracing_subscriber::registry().with(TracelinkLayer::new(sink.clone()));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let request = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
+//!     let _g = scope::enter(request.clone());
+//!     tracing::info!(order = 7, "order placed");
+//!     let item = &sink.items()[0];
+//!     assert_eq!(item.operation_parent_id(), Some(request.id().to_string().as_str()));
+//!     assert_eq!(item.properties["order"], "7");
+//! });
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tracelink::model::{Dependency, Exception, SeverityLevel, Telemetry, Trace, tags};
+use tracelink::{Correlation, TelemetrySink, scope};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The layer; see the module docs.
+#[derive(Clone)]
+pub struct TracelinkLayer {
+    sink: Arc<dyn TelemetrySink>,
+    span_level: Option<Level>,
+    cloud_role: Option<Arc<str>>,
+}
+
+impl fmt::Debug for TracelinkLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TracelinkLayer")
+            .field("span_level", &self.span_level)
+            .field("cloud_role", &self.cloud_role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TracelinkLayer {
+    /// Sends items to `sink`; spans at INFO or more severe become `InProc` dependencies.
+    pub fn new(sink: impl TelemetrySink) -> Self {
+        Self {
+            sink: Arc::new(sink),
+            span_level: Some(Level::INFO),
+            cloud_role: None,
+        }
+    }
+
+    /// Spans at `level` or more severe become `InProc` dependencies; `None`: none do (events
+    /// are still recorded).
+    pub fn span_level(mut self, level: Option<Level>) -> Self {
+        self.span_level = level;
+        self
+    }
+
+    /// `ai.cloud.role` of the items.
+    pub fn cloud_role(mut self, role: &str) -> Self {
+        self.cloud_role = Some(role.into());
+        self
+    }
+
+    fn send(&self, mut item: Telemetry) {
+        if let Some(role) = &self.cloud_role {
+            item.tags.insert_if_absent(tags::CLOUD_ROLE, &**role);
+        }
+        item.tags
+            .insert_if_absent(tags::INTERNAL_SDK_VERSION, tags::SDK_VERSION);
+        self.sink.send(item);
+    }
+}
+
+/// What the layer keeps in a span's extensions.
+struct SpanState {
+    correlation: Correlation,
+    /// Whether the span is reported as an InProc dependency.
+    record: bool,
+    time: SystemTime,
+    start: Instant,
+    fields: BTreeMap<String, String>,
+    failed: Option<String>,
+}
+
+thread_local! {
+    /// The contexts replaced by entered spans, to put back on exit.
+    static ENTERED: RefCell<Vec<(Id, Option<Correlation>)>> = const { RefCell::new(Vec::new()) };
+}
+
+#[derive(Default)]
+struct Fields {
+    message: Option<String>,
+    error: Option<String>,
+    exception_type: Option<String>,
+    exception_message: Option<String>,
+    rest: BTreeMap<String, String>,
+}
+
+impl Fields {
+    fn put(&mut self, field: &Field, value: String) {
+        match field.name() {
+            "message" => self.message = Some(value),
+            "error" => self.error = Some(value),
+            "exception.type" => self.exception_type = Some(value),
+            "exception.message" => self.exception_message = Some(value),
+            name => {
+                self.rest.insert(name.to_owned(), value);
+            }
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, value.to_owned());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, value.to_string());
+    }
+}
+
+fn severity(level: &Level) -> SeverityLevel {
+    match *level {
+        Level::ERROR => SeverityLevel::Error,
+        Level::WARN => SeverityLevel::Warning,
+        Level::INFO => SeverityLevel::Information,
+        _ => SeverityLevel::Verbose,
+    }
+}
+
+impl<S> Layer<S> for TracelinkLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent = span
+            .parent()
+            .and_then(|p| {
+                p.extensions()
+                    .get::<SpanState>()
+                    .map(|s| s.correlation.clone())
+            })
+            .or_else(scope::current);
+        let Some(parent) = parent else { return };
+        let record = self
+            .span_level
+            .is_some_and(|l| *attrs.metadata().level() <= l);
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        let correlation = if record { parent.new_child() } else { parent };
+        span.extensions_mut().insert(SpanState {
+            correlation,
+            record,
+            time: SystemTime::now(),
+            start: Instant::now(),
+            fields: fields.rest,
+            failed: None,
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(state) = ext.get_mut::<SpanState>() {
+            let mut fields = Fields::default();
+            values.record(&mut fields);
+            state.fields.extend(fields.rest);
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let Some(c) = span
+            .extensions()
+            .get::<SpanState>()
+            .map(|s| s.correlation.clone())
+        else {
+            return;
+        };
+        let previous = scope::replace_current(Some(c));
+        ENTERED.with(|e| e.borrow_mut().push((id.clone(), previous)));
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        ENTERED.with(|e| {
+            let mut e = e.borrow_mut();
+            if e.last().is_some_and(|(top, _)| top == id)
+                && let Some((_, previous)) = e.pop()
+            {
+                scope::replace_current(previous);
+            }
+        });
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(state) = span.extensions_mut().remove::<SpanState>() else {
+            return;
+        };
+        if !state.record || !state.correlation.is_sampled() {
+            return;
+        }
+        let mut d = Dependency::new(span.name(), "InProc");
+        d.duration = state.start.elapsed();
+        d.success = state.failed.is_none();
+        let mut item = state.correlation.to_item(d);
+        item.time = state.time;
+        item.properties.extend(state.fields);
+        if let Some(e) = state.failed {
+            item.properties.insert("error".into(), e);
+        }
+        self.send(item);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let span = ctx.event_span(event);
+        let correlation = span
+            .as_ref()
+            .and_then(|s| {
+                s.scope().find_map(|s| {
+                    s.extensions()
+                        .get::<SpanState>()
+                        .map(|st| st.correlation.clone())
+                })
+            })
+            .or_else(scope::current);
+        let Some(correlation) = correlation else {
+            return;
+        };
+        if !correlation.is_sampled() {
+            return;
+        }
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let level = event.metadata().level();
+        let message = f.message.clone().unwrap_or_default();
+        let is_error =
+            f.error.is_some() || f.exception_message.is_some() || f.exception_type.is_some();
+        let data: tracelink::model::TelemetryData = if is_error {
+            let mut x = Exception::new(
+                f.exception_type.clone().unwrap_or_else(|| "error".into()),
+                f.exception_message
+                    .clone()
+                    .or(f.error.clone())
+                    .unwrap_or_else(|| message.clone()),
+            );
+            x.severity = Some(severity(level));
+            x.into()
+        } else {
+            Trace::new(message.clone(), severity(level)).into()
+        };
+        let mut item = correlation.child_item(data);
+        if is_error && !message.is_empty() {
+            item.properties.insert("message".into(), message.clone());
+        }
+        item.properties.extend(f.rest);
+        item.properties
+            .insert("target".into(), event.metadata().target().to_owned());
+        if *level == Level::ERROR
+            && let Some(s) = span.as_ref().and_then(|s| {
+                s.scope().find(|s| {
+                    s.extensions()
+                        .get::<SpanState>()
+                        .is_some_and(|st| st.record)
+                })
+            })
+            && let Some(st) = s.extensions_mut().get_mut::<SpanState>()
+        {
+            st.failed.get_or_insert(f.error.unwrap_or(message));
+        }
+        self.send(item);
+    }
+}

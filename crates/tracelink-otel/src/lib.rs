@@ -1,0 +1,23 @@
+//! # tracelink-otel
+//!
+//! Brings users of `tracing` and OpenTelemetry into the same Application Insights tree as the
+//! plain middleware users, with their own spans and logs in it.
+//!
+//! - [`TracelinkLayer`]: a `tracing_subscriber::Layer` that turns `tracing` events inside an
+//!   operation into Trace and Exception items, and spans into `InProc` dependencies whose
+//!   children are the calls made inside them.
+//! - [`TracelinkSpanExporter`]: an OpenTelemetry `SpanExporter` that maps spans (also those
+//!   `tracing-opentelemetry` makes from `tracing` spans) onto Requests, Dependencies, Traces and
+//!   Exceptions, into the same `TelemetrySink` as the middleware.
+//! - [`LegacyPropagator`]: `Request-Id`, `Correlation-Context` and `Request-Context` as an
+//!   OpenTelemetry `TextMapPropagator`, composable with `TraceContextPropagator`.
+//!
+//! This release follows OpenTelemetry 0.33 (`opentelemetry`, `opentelemetry_sdk`).
+
+mod exporter;
+mod layer;
+mod propagator;
+
+pub use exporter::{REPORTED_ATTRIBUTE, TracelinkSpanExporter, map_span};
+pub use layer::TracelinkLayer;
+pub use propagator::{LegacyParent, LegacyPropagator, SourceAppId};

@@ -1,0 +1,413 @@
+//! The tracing and OpenTelemetry bridge (issue: tracelink-otel; DESIGN invariants 1-3,
+//! SPEC 6.2-6.3).
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::routing::get;
+use opentelemetry::trace::{
+    Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
+use serde_json::Value;
+use tracelink::MemorySink;
+use tracelink::model::{Telemetry, TelemetryData, TelemetryKind};
+use tracelink_otel::{REPORTED_ATTRIBUTE, TracelinkLayer, TracelinkSpanExporter};
+use tracelink_reqwest::DependencyMiddleware;
+use tracelink_tests::breeze::Schema;
+use tracelink_tower::server::CorrelationLayer;
+use tracing_subscriber::prelude::*;
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tracing::instrument(skip(client))]
+async fn load_items(
+    client: reqwest_middleware::ClientWithMiddleware,
+    backend: SocketAddr,
+    order: u32,
+) -> String {
+    tracing::info!(order, "loading items");
+    client
+        .get(format!("http://{backend}/items"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// frontend handler → `#[instrument]` fn → reqwest → backend, with the tracing layer installed.
+async fn scenario(sink: Arc<MemorySink>) -> (Vec<Telemetry>, http::HeaderMap) {
+    let seen: Arc<std::sync::Mutex<Option<http::HeaderMap>>> = Arc::default();
+    let s2 = seen.clone();
+    let backend = serve(
+        Router::new()
+            .route(
+                "/items",
+                get(move |h: http::HeaderMap| {
+                    *s2.lock().unwrap() = Some(h);
+                    async { "items" }
+                }),
+            )
+            .layer(CorrelationLayer::new(sink.clone()).cloud_role("backend")),
+    )
+    .await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(DependencyMiddleware::new(sink.clone()))
+        .build();
+    let frontend = serve(
+        Router::new()
+            .route(
+                "/orders/{id}",
+                get(move || {
+                    let client = client.clone();
+                    async move {
+                        tracing::warn!("handler started");
+                        load_items(client, backend, 7).await
+                    }
+                }),
+            )
+            .layer(CorrelationLayer::new(sink.clone()).cloud_role("frontend")),
+    )
+    .await;
+    let body = reqwest::get(format!("http://{frontend}/orders/7"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "items");
+    for _ in 0..200 {
+        if sink
+            .items()
+            .iter()
+            .filter(|i| i.kind() == TelemetryKind::Request)
+            .count()
+            >= 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let headers = seen.lock().unwrap().clone().unwrap();
+    (sink.take(), headers)
+}
+
+fn by_kind(items: &[Telemetry], kind: TelemetryKind) -> Vec<&Telemetry> {
+    items.iter().filter(|i| i.kind() == kind).collect()
+}
+
+fn role<'a>(items: &'a [Telemetry], kind: TelemetryKind, role: &str) -> &'a Telemetry {
+    items
+        .iter()
+        .find(|i| i.kind() == kind && i.tags.get("ai.cloud.role") == Some(role))
+        .unwrap()
+}
+
+/// Request(frontend) ← InProc(load_items) ← Dependency ← Request(backend); logs in place.
+#[tokio::test]
+async fn instrumented_function_is_a_node_of_the_tree() {
+    let sink = Arc::new(MemorySink::new());
+    let subscriber = tracing_subscriber::registry().with(TracelinkLayer::new(sink.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (items, _) = scenario(sink).await;
+    let front = role(&items, TelemetryKind::Request, "frontend");
+    let back = role(&items, TelemetryKind::Request, "backend");
+    assert_eq!(
+        by_kind(&items, TelemetryKind::Request).len(),
+        2,
+        "no Request twice"
+    );
+    let deps = by_kind(&items, TelemetryKind::Dependency);
+    let inproc = deps
+        .iter()
+        .find(|d| matches!(&d.data, TelemetryData::Dependency(x) if x.dependency_type == "InProc"))
+        .unwrap();
+    let http = deps.iter().find(|d| matches!(&d.data, TelemetryData::Dependency(x) if x.dependency_type.starts_with("Http"))).unwrap();
+    assert_eq!(deps.len(), 2);
+    assert_eq!(
+        inproc.operation_parent_id(),
+        front.id(),
+        "the instrumented fn is under the request"
+    );
+    assert_eq!(
+        http.operation_parent_id(),
+        inproc.id(),
+        "the call is under the instrumented fn"
+    );
+    assert_eq!(back.operation_parent_id(), http.id());
+    match &inproc.data {
+        TelemetryData::Dependency(d) => assert_eq!(d.name, "load_items"),
+        _ => unreachable!(),
+    }
+    assert_eq!(
+        inproc.properties["order"], "7",
+        "span fields are properties"
+    );
+    let traces = by_kind(&items, TelemetryKind::Trace);
+    let started = traces
+        .iter()
+        .find(|t| matches!(&t.data, TelemetryData::Trace(m) if m.message == "handler started"))
+        .unwrap();
+    let loading = traces
+        .iter()
+        .find(|t| matches!(&t.data, TelemetryData::Trace(m) if m.message == "loading items"))
+        .unwrap();
+    assert_eq!(
+        started.operation_parent_id(),
+        front.id(),
+        "a log in the handler is under the request"
+    );
+    assert_eq!(
+        loading.operation_parent_id(),
+        inproc.id(),
+        "a log in the fn is under its span"
+    );
+    let op = front.operation_id();
+    assert!(
+        items.iter().all(|i| i.operation_id() == op),
+        "one operation"
+    );
+    assert!(
+        traces
+            .iter()
+            .all(|t| t.tags.get("ai.operation.name") == Some("GET /orders/{id}"))
+    );
+}
+
+/// DESIGN invariant 3: a filter that hides everything of tracelink's and everything below
+/// WARN changes no header and loses no Request or Dependency.
+#[tokio::test]
+async fn log_filters_do_not_touch_correlation() {
+    let sink = Arc::new(MemorySink::new());
+    let filter = tracing_subscriber::EnvFilter::new(
+        "warn,tracelink=off,tracelink_tower=off,tracelink_reqwest=off",
+    );
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(TracelinkLayer::new(sink.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (items, headers) = scenario(sink).await;
+    assert_eq!(by_kind(&items, TelemetryKind::Request).len(), 2);
+    let deps = by_kind(&items, TelemetryKind::Dependency);
+    assert_eq!(
+        deps.len(),
+        1,
+        "the INFO span is filtered out; the HTTP dependency is not"
+    );
+    let front = role(&items, TelemetryKind::Request, "frontend");
+    assert_eq!(deps[0].operation_parent_id(), front.id());
+    let t = front.operation_id().unwrap();
+    let dep_id = deps[0].id().unwrap();
+    assert_eq!(headers["traceparent"], format!("00-{t}-{dep_id}-01"));
+    assert_eq!(headers["request-id"], format!("|{t}.{dep_id}."));
+    // The WARN event passes the filter and is still correlated.
+    assert_eq!(by_kind(&items, TelemetryKind::Trace).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// The SpanExporter mapping table
+// ---------------------------------------------------------------------------------------
+
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+
+fn span(
+    kind: SpanKind,
+    name: &str,
+    id: &str,
+    parent: Option<&str>,
+    attrs: Vec<KeyValue>,
+) -> SpanData {
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_hex(TRACE).unwrap(),
+            SpanId::from_hex(id).unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: parent.map_or(SpanId::INVALID, |p| SpanId::from_hex(p).unwrap()),
+        parent_span_is_remote: false,
+        span_kind: kind,
+        name: Cow::Owned(name.to_owned()),
+        start_time: start,
+        end_time: start + Duration::from_millis(12),
+        attributes: attrs,
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: InstrumentationScope::builder("test").build(),
+    }
+}
+
+fn export(batch: Vec<SpanData>) -> Vec<Value> {
+    let sink = Arc::new(MemorySink::new());
+    let exporter = TracelinkSpanExporter::new(sink.clone());
+    let mut fut = std::pin::pin!(exporter.export(batch));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(fut.as_mut().poll(&mut cx).is_ready());
+    let schema = Schema::breeze();
+    sink.take()
+        .iter()
+        .map(|i| {
+            let v: Value = serde_json::from_str(&tracelink::envelope::to_json(
+                i,
+                "00000000-1111-2222-3333-444444444444",
+            ))
+            .unwrap();
+            let errors = schema.validate_envelope(&v);
+            assert!(errors.is_empty(), "{errors:?}");
+            v
+        })
+        .collect()
+}
+
+use std::future::Future;
+
+#[test]
+fn span_mapping_table() {
+    let server = span(
+        SpanKind::Server,
+        "GET /orders/{id}",
+        "00f067aa0ba902b7",
+        Some("b7ad6b7169203331"),
+        vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", "/orders/{id}"),
+            KeyValue::new("url.scheme", ""),
+            KeyValue::new("server.address", "shop.example"),
+            KeyValue::new("server.port", 8443),
+            KeyValue::new("url.path", "/orders/7"),
+            KeyValue::new("url.query", "x=1"),
+            KeyValue::new("http.response.status_code", 404),
+        ],
+    );
+    let mut client = span(
+        SpanKind::Client,
+        "GET",
+        "1111111111111111",
+        Some("00f067aa0ba902b7"),
+        vec![
+            KeyValue::new("http.method", "GET"),
+            KeyValue::new("http.url", "http://inventory:9090/items/7?fields=all"),
+            KeyValue::new("http.status_code", 500),
+        ],
+    );
+    client.events = {
+        let mut e = SpanEvents::default();
+        e.events.push(Event::new(
+            "exception",
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            vec![
+                KeyValue::new("exception.type", "io::Error"),
+                KeyValue::new("exception.message", "connection reset"),
+            ],
+            0,
+        ));
+        e
+    };
+    let internal = span(
+        SpanKind::Internal,
+        &"処理".repeat(700),
+        "2222222222222222",
+        Some("00f067aa0ba902b7"),
+        vec![],
+    );
+    let db = span(
+        SpanKind::Client,
+        "SELECT orders",
+        "3333333333333333",
+        Some("2222222222222222"),
+        vec![
+            KeyValue::new("db.system", "postgresql"),
+            KeyValue::new("db.statement", "SELECT * FROM orders WHERE id = $1"),
+            KeyValue::new("server.address", "db"),
+        ],
+    );
+    let reported = span(
+        SpanKind::Server,
+        "GET /x",
+        "4444444444444444",
+        None,
+        vec![KeyValue::new(REPORTED_ATTRIBUTE, true)],
+    );
+    // Children end first: they come before their server span in the batch.
+    let out = export(vec![client, internal, db, reported, server]);
+    let find = |id: &str| {
+        out.iter()
+            .find(|v| v["data"]["baseData"]["id"] == id)
+            .unwrap_or_else(|| panic!("{id}"))
+    };
+
+    let r = &find("00f067aa0ba902b7")["data"]["baseData"];
+    assert_eq!(r["name"], "GET /orders/{id}");
+    assert_eq!(
+        r["url"], "http://shop.example:8443/orders/7?x=1",
+        "never ://host with an empty scheme"
+    );
+    assert_eq!(r["responseCode"], "404");
+    assert_eq!(r["success"], false, "a 404 is a failed request");
+
+    let c = find("1111111111111111");
+    assert_eq!(c["data"]["baseType"], "RemoteDependencyData");
+    assert_eq!(c["data"]["baseData"]["name"], "GET /items/7");
+    assert_eq!(c["data"]["baseData"]["target"], "inventory:9090");
+    assert_eq!(c["data"]["baseData"]["type"], "Http");
+    assert_eq!(
+        (
+            c["data"]["baseData"]["resultCode"].as_str(),
+            c["data"]["baseData"]["success"].as_bool()
+        ),
+        (Some("500"), Some(false))
+    );
+    assert_eq!(c["tags"]["ai.operation.parentId"], "00f067aa0ba902b7");
+    assert_eq!(
+        c["tags"]["ai.operation.name"], "GET /orders/{id}",
+        "the operation name reaches dependencies"
+    );
+
+    let ex = out
+        .iter()
+        .find(|v| v["data"]["baseType"] == "ExceptionData")
+        .unwrap();
+    assert_eq!(
+        ex["data"]["baseData"]["exceptions"][0]["typeName"],
+        "io::Error"
+    );
+    assert_eq!(ex["tags"]["ai.operation.parentId"], "1111111111111111");
+
+    let i = &find("2222222222222222")["data"]["baseData"];
+    assert_eq!(i["type"], "InProc");
+    assert_eq!(
+        i["name"].as_str().unwrap().chars().count(),
+        1024,
+        "multi-byte name cut at 1024 chars"
+    );
+
+    let d = &find("3333333333333333")["data"]["baseData"];
+    assert_eq!(
+        (d["type"].as_str(), d["target"].as_str()),
+        (Some("postgresql"), Some("db"))
+    );
+    assert_eq!(d["data"], "SELECT * FROM orders WHERE id = $1");
+
+    assert!(
+        out.iter()
+            .all(|v| v["data"]["baseData"]["id"] != "4444444444444444"),
+        "reported spans are skipped"
+    );
+    assert!(out.iter().all(|v| v["tags"]["ai.operation.id"] == TRACE));
+}
