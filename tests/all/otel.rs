@@ -411,3 +411,91 @@ fn span_mapping_table() {
     );
     assert!(out.iter().all(|v| v["tags"]["ai.operation.id"] == TRACE));
 }
+
+/// DESIGN invariants 1-2 with tracing-opentelemetry: the request id is the OpenTelemetry
+/// span id of the request span, spans made with the OpenTelemetry API (and `tracing` spans
+/// bridged to it) inside the handler are its children, and the request is reported once.
+#[tokio::test]
+async fn opentelemetry_spans_hang_under_our_request() {
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use tracelink_otel::OtelIdSource;
+    let sink = Arc::new(MemorySink::new());
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(TracelinkSpanExporter::new(sink.clone()))
+        .build();
+    let tracer = provider.tracer("test");
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracer.clone()))
+        .with(TracelinkLayer::new(sink.clone()).span_level(None));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = Router::new()
+        .route(
+            "/orders/{id}",
+            get(move || {
+                let tracer = tracer.clone();
+                async move {
+                    // An OpenTelemetry-instrumented library (think sqlx) makes its own span.
+                    let mut db = tracer.start("SELECT orders");
+                    db.set_attribute(KeyValue::new("db.system", "postgresql"));
+                    db.end();
+                    // A `tracing` span, bridged to OpenTelemetry.
+                    tracing::info_span!("price order").in_scope(|| tracing::info!("priced"));
+                    "ok"
+                }
+            }),
+        )
+        .layer(
+            CorrelationLayer::new(sink.clone())
+                .cloud_role("orders")
+                .id_source(OtelIdSource::new()),
+        );
+    let addr = serve(app).await;
+    let res = reqwest::Client::new()
+        .get(format!("http://{addr}/orders/7"))
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "ok");
+    for _ in 0..200 {
+        if !by_kind(&sink.items(), TelemetryKind::Request).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = provider.force_flush();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let items = sink.take();
+    let requests = by_kind(&items, TelemetryKind::Request);
+    assert_eq!(
+        requests.len(),
+        1,
+        "reported once, not again by the exporter: {items:#?}"
+    );
+    let request = requests[0];
+    assert_eq!(request.operation_id(), Some(TRACE));
+    assert_eq!(request.operation_parent_id(), Some("b7ad6b7169203331"));
+    let deps = by_kind(&items, TelemetryKind::Dependency);
+    let name = |d: &&Telemetry| match &d.data {
+        TelemetryData::Dependency(x) => x.name.clone(),
+        _ => String::new(),
+    };
+    let db = deps
+        .iter()
+        .find(|d| name(d) == "SELECT orders")
+        .expect("the OpenTelemetry span");
+    let price = deps
+        .iter()
+        .find(|d| name(d) == "price order")
+        .expect("the bridged tracing span");
+    assert_eq!(
+        db.operation_parent_id(),
+        request.id(),
+        "OTel child's parent is our request id"
+    );
+    assert_eq!(price.operation_parent_id(), request.id());
+    assert!(items.iter().all(|i| i.operation_id() == Some(TRACE)));
+}

@@ -9,15 +9,21 @@
 //! - [`TracelinkSpanExporter`]: an OpenTelemetry `SpanExporter` that maps spans (also those
 //!   `tracing-opentelemetry` makes from `tracing` spans) onto Requests, Dependencies, Traces and
 //!   Exceptions, into the same `TelemetrySink` as the middleware.
+//! - [`OtelIdSource`]: for `tracing-opentelemetry` users, makes each request id the
+//!   OpenTelemetry span id of the request's span (`CorrelationLayer::id_source` in
+//!   `tracelink-tower` with its `tracing` feature), so spans made with the OpenTelemetry API in
+//!   a handler (sqlx, tonic, ...) are children of the Request item: one id tree.
 //! - [`LegacyPropagator`]: `Request-Id`, `Correlation-Context` and `Request-Context` as an
 //!   OpenTelemetry `TextMapPropagator`, composable with `TraceContextPropagator`.
 //!
 //! This release follows OpenTelemetry 0.33 (`opentelemetry`, `opentelemetry_sdk`).
 
 mod exporter;
+mod id_source;
 mod layer;
 mod propagator;
 
 pub use exporter::{REPORTED_ATTRIBUTE, TracelinkSpanExporter, map_span};
+pub use id_source::OtelIdSource;
 pub use layer::TracelinkLayer;
 pub use propagator::{LegacyParent, LegacyPropagator, SourceAppId};

@@ -218,6 +218,30 @@ impl Incoming {
         self.origin
     }
 
+    /// The incoming context as an [`IdSource`](crate::IdSource) parent.
+    pub fn span_parent(&self) -> crate::SpanParent {
+        crate::SpanParent::new(
+            self.trace_id,
+            self.parent.as_ref().and_then(ItemId::span_id),
+            self.flags,
+        )
+    }
+
+    /// Like [`Incoming::into_request`], with the request id given (an OpenTelemetry span's,
+    /// see [`crate::id_source`]). In hierarchical mode the id is ignored: ids are Request-Ids.
+    pub fn into_request_with_id(
+        self,
+        config: &Propagation,
+        sampling: SamplingDecision,
+        operation_name: Option<&str>,
+        id: SpanId,
+    ) -> Correlation {
+        if config.propagation_mode() == PropagationMode::Hierarchical {
+            return self.into_request(config, sampling, operation_name);
+        }
+        self.finish(ItemId::span(id), sampling, operation_name)
+    }
+
     /// The context of the request: a new id (SPEC 1.2, or 3.6 in hierarchical mode), the
     /// caller as parent, the sampling decision made now (SPEC 8.5) and the operation name.
     pub fn into_request(
@@ -243,6 +267,15 @@ impl Incoming {
             }
             _ => ItemId::span(SpanId::random()),
         };
+        self.finish(id, sampling, operation_name)
+    }
+
+    fn finish(
+        self,
+        id: ItemId,
+        sampling: SamplingDecision,
+        operation_name: Option<&str>,
+    ) -> Correlation {
         let op = Operation {
             trace_id: self.trace_id,
             flags: self.flags,

@@ -79,6 +79,7 @@ mod error;
 pub mod extract;
 pub mod hosts;
 mod id;
+pub mod id_source;
 pub mod model;
 pub mod propagation;
 pub mod request_context;
@@ -97,6 +98,7 @@ pub use connection_string::{ConnectionString, ConnectionStringError, ConnectionS
 pub use correlation::{Correlation, ItemId, LEGACY_ROOT_ID_PROPERTY};
 pub use error::{ParseError, ParseErrorKind};
 pub use id::{AsciiBuf, SpanId, TraceId};
+pub use id_source::{IdSource, SpanParent};
 pub use propagation::{Propagation, PropagationMode};
 pub use request_context::AppId;
 pub use sampling::SamplingDecision;

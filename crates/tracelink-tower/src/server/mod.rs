@@ -76,6 +76,20 @@ use tracelink::url::{Redaction, clean_host};
 const REQUEST_CONTEXT: HeaderName = HeaderName::from_static("request-context");
 const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
 
+/// The `tracing` span of a request, when an id source is configured (feature `tracing`).
+#[cfg(feature = "tracing")]
+type RequestSpan = Option<tracing::Span>;
+#[cfg(not(feature = "tracing"))]
+type RequestSpan = Option<std::convert::Infallible>;
+
+#[cfg(feature = "tracing")]
+fn enter(span: &RequestSpan) -> Option<tracing::span::Entered<'_>> {
+    span.as_ref().map(tracing::Span::enter)
+}
+
+#[cfg(not(feature = "tracing"))]
+fn enter(_: &RequestSpan) {}
+
 type PartsHook = Arc<dyn Fn(&Parts, &mut Telemetry) + Send + Sync>;
 type ResponseHook = Arc<dyn Fn(&http::response::Parts, &mut Telemetry) + Send + Sync>;
 type Filter = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
@@ -94,6 +108,8 @@ struct Config {
     on_request: Option<PartsHook>,
     on_response: Option<ResponseHook>,
     filter: Option<Filter>,
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    id_source: Option<Arc<dyn tracelink::IdSource>>,
 }
 
 /// The server layer; see the [module docs](self).
@@ -144,6 +160,7 @@ impl CorrelationLayer {
                 on_request: None,
                 on_response: None,
                 filter: None,
+                id_source: None,
             }),
             make_name: DefaultMakeName,
             classify: DefaultSuccess::default(),
@@ -243,6 +260,18 @@ impl<M, C> CorrelationLayer<M, C> {
         self
     }
 
+    /// Makes each request's id the id of a `tracing` span this layer creates for it
+    /// (`tracelink_tower` target, INFO, `otel.kind = "server"`, `tracelink.reported = true`),
+    /// linked by `source` to the incoming context before it is entered. With
+    /// `tracelink-otel`'s `OtelIdSource`, spans made with the OpenTelemetry API inside the
+    /// handler are then children of the Request item (DESIGN invariant 1). The span is
+    /// current while the handler runs and ends with the response body.
+    #[cfg(feature = "tracing")]
+    pub fn id_source(mut self, source: impl tracelink::IdSource) -> Self {
+        self.config_mut().id_source = Some(Arc::new(source));
+        self
+    }
+
     /// Names requests with `make_name` when no route template is known.
     pub fn make_name<N: MakeName>(self, make_name: N) -> CorrelationLayer<N, C> {
         CorrelationLayer {
@@ -332,6 +361,7 @@ where
             return ResponseFuture {
                 inner: Scoped::new(self.inner.call(Request::from_parts(parts, body)), None),
                 state: None,
+                span: None,
             };
         }
         let cfg = &self.config;
@@ -348,7 +378,11 @@ where
         } else {
             None
         };
-        let correlation = incoming.into_request(&cfg.propagation, sampling, Some(&name));
+        let (span, id) = request_span(cfg, &name, &incoming);
+        let correlation = match id {
+            Some(id) => incoming.into_request_with_id(&cfg.propagation, sampling, Some(&name), id),
+            None => incoming.into_request(&cfg.propagation, sampling, Some(&name)),
+        };
         parts.extensions.insert(correlation.clone());
 
         let scheme = parts
@@ -384,7 +418,10 @@ where
         } else {
             None
         };
-        let inner = self.inner.call(Request::from_parts(parts, body));
+        let inner = {
+            let _entered = enter(&span);
+            self.inner.call(Request::from_parts(parts, body))
+        };
         ResponseFuture {
             inner: Scoped::new(inner, Some(correlation)),
             state: Some(State {
@@ -394,8 +431,39 @@ where
                 traceresponse,
                 set_cookies,
             }),
+            span,
         }
     }
+}
+
+/// The request's span and its id, when an id source adopted it.
+#[cfg(feature = "tracing")]
+fn request_span(
+    cfg: &Config,
+    name: &str,
+    incoming: &extract::Incoming,
+) -> (RequestSpan, Option<tracelink::SpanId>) {
+    let Some(source) = &cfg.id_source else {
+        return (None, None);
+    };
+    let span = tracing::info_span!(
+        target: "tracelink_tower",
+        "request",
+        otel.name = name,
+        otel.kind = "server",
+        "tracelink.reported" = true
+    );
+    let id = source.adopt(&span, incoming.span_parent());
+    (Some(span), id)
+}
+
+#[cfg(not(feature = "tracing"))]
+fn request_span(
+    _: &Config,
+    _: &str,
+    _: &extract::Incoming,
+) -> (RequestSpan, Option<tracelink::SpanId>) {
+    (None, None)
 }
 
 struct State<C> {
@@ -412,6 +480,7 @@ pin_project! {
         #[pin]
         inner: Scoped<F>,
         state: Option<State<C>>,
+        span: RequestSpan,
     }
 }
 
@@ -431,7 +500,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let polled = catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx)));
+        let polled = {
+            let _entered = enter(this.span);
+            catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx)))
+        };
         let result = match polled {
             Ok(p) => ready!(p),
             Err(panic) => {
@@ -442,7 +514,7 @@ where
             }
         };
         let Some(mut state) = this.state.take() else {
-            return Poll::Ready(result.map(|res| res.map(|b| ResponseBody::new(b, None))));
+            return Poll::Ready(result.map(|res| res.map(|b| ResponseBody::new(b, None, None))));
         };
         let res = match result {
             Ok(res) => res,
@@ -463,9 +535,10 @@ where
                 &state.config,
             );
         }
+        let span = this.span.take();
         Poll::Ready(Ok(Response::from_parts(
             parts,
-            ResponseBody::new(body, recorder),
+            ResponseBody::new(body, recorder, span),
         )))
     }
 }
@@ -649,18 +722,24 @@ pin_project! {
         #[pin]
         inner: B,
         recorder: Option<Recorder>,
+        // Ends with the body, like the Request item.
+        span: RequestSpan,
     }
 }
 
 impl<B: Body> ResponseBody<B> {
-    fn new(inner: B, mut recorder: Option<Recorder>) -> Self {
+    fn new(inner: B, mut recorder: Option<Recorder>, span: RequestSpan) -> Self {
         if inner.is_end_stream()
             && let Some(mut rec) = recorder.take()
         {
             // An empty body ends with the head.
             rec.send();
         }
-        Self { inner, recorder }
+        Self {
+            inner,
+            recorder,
+            span,
+        }
     }
 }
 
