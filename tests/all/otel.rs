@@ -499,3 +499,86 @@ async fn opentelemetry_spans_hang_under_our_request() {
     assert_eq!(price.operation_parent_id(), request.id());
     assert!(items.iter().all(|i| i.operation_id() == Some(TRACE)));
 }
+
+/// With tracing-opentelemetry, an `#[instrument]`ed function is reported by OpenTelemetry,
+/// and the reqwest call inside it is its child: its id is the span's OpenTelemetry id.
+#[tokio::test]
+async fn instrumented_function_under_opentelemetry_parents_its_calls() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracelink_otel::OtelIdSource;
+    let sink = Arc::new(MemorySink::new());
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(TracelinkSpanExporter::new(sink.clone()))
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+        .with(TracelinkLayer::new(sink.clone()).with_opentelemetry_ids());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let backend = serve(
+        Router::new()
+            .route("/items", get(|| async { "items" }))
+            .layer(CorrelationLayer::new(sink.clone()).cloud_role("backend")),
+    )
+    .await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(DependencyMiddleware::new(sink.clone()))
+        .build();
+    let frontend = serve(
+        Router::new()
+            .route(
+                "/orders/{id}",
+                get(move || {
+                    let client = client.clone();
+                    async move { load_items(client, backend, 7).await }
+                }),
+            )
+            .layer(
+                CorrelationLayer::new(sink.clone())
+                    .cloud_role("frontend")
+                    .id_source(OtelIdSource::new()),
+            ),
+    )
+    .await;
+    assert_eq!(
+        reqwest::get(format!("http://{frontend}/orders/7"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "items"
+    );
+    for _ in 0..200 {
+        if by_kind(&sink.items(), TelemetryKind::Request).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = provider.force_flush();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let items = sink.take();
+    assert_eq!(
+        by_kind(&items, TelemetryKind::Request).len(),
+        2,
+        "{items:#?}"
+    );
+    let front = role(&items, TelemetryKind::Request, "frontend");
+    let deps = by_kind(&items, TelemetryKind::Dependency);
+    let inproc = deps
+        .iter()
+        .find(|d| matches!(&d.data, TelemetryData::Dependency(x) if x.name == "load_items"))
+        .expect("exported by OpenTelemetry");
+    let http = deps.iter().find(|d| matches!(&d.data, TelemetryData::Dependency(x) if x.dependency_type.starts_with("Http"))).unwrap();
+    assert_eq!(deps.len(), 2, "the instrumented fn is reported once");
+    assert_eq!(inproc.operation_parent_id(), front.id());
+    assert_eq!(
+        http.operation_parent_id(),
+        inproc.id(),
+        "the call is under the OpenTelemetry span"
+    );
+    let log = by_kind(&items, TelemetryKind::Trace)
+        .into_iter()
+        .find(|t| matches!(&t.data, TelemetryData::Trace(m) if m.message == "loading items"))
+        .unwrap();
+    assert_eq!(log.operation_parent_id(), inproc.id());
+}

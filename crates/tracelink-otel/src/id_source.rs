@@ -12,9 +12,19 @@
 //!
 //! Install `tracing-opentelemetry`'s layer with a tracer whose spans go to
 //! [`TracelinkSpanExporter`](crate::TracelinkSpanExporter) (the request span itself carries
-//! `tracelink.reported = true` and is not exported twice). If you also install
-//! [`TracelinkLayer`](crate::TracelinkLayer), turn its span recording off
-//! (`span_level(None)`): OpenTelemetry reports those spans already.
+//! `tracelink.reported = true` and is not exported twice), and after it
+//! [`TracelinkLayer::with_opentelemetry_ids`](crate::TracelinkLayer::with_opentelemetry_ids),
+//! so that calls and logs inside your `tracing` spans hang under the spans OpenTelemetry
+//! reports.
+//!
+//! ## Ordering
+//!
+//! OpenTelemetry fixes a span's parent when the span starts, which `tracing-opentelemetry`
+//! does when it is first entered. That is why the server layer makes the request span itself
+//! and links it before entering it. Put `CorrelationLayer` *outside* other layers that make
+//! per-request spans (tower-http's `TraceLayer`): their spans are then children of the request.
+//! A span made and entered before `CorrelationLayer` runs cannot be re-parented, and starts a
+//! trace of its own.
 
 use std::any::Any;
 

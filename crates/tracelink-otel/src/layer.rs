@@ -54,6 +54,7 @@ pub struct TracelinkLayer {
     sink: Arc<dyn TelemetrySink>,
     span_level: Option<Level>,
     cloud_role: Option<Arc<str>>,
+    otel_ids: bool,
 }
 
 impl fmt::Debug for TracelinkLayer {
@@ -72,7 +73,19 @@ impl TracelinkLayer {
             sink: Arc::new(sink),
             span_level: Some(Level::INFO),
             cloud_role: None,
+            otel_ids: false,
         }
+    }
+
+    /// For `tracing-opentelemetry` users: spans take the ids OpenTelemetry gives them, and
+    /// OpenTelemetry (with [`TracelinkSpanExporter`](crate::TracelinkSpanExporter)) reports
+    /// them, not this layer. Calls and logs inside a span are then children of the very span
+    /// OpenTelemetry reports: one id tree (DESIGN invariant 1). Install this layer after
+    /// `tracing_opentelemetry`'s.
+    pub fn with_opentelemetry_ids(mut self) -> Self {
+        self.otel_ids = true;
+        self.span_level = None;
+        self
     }
 
     /// Spans at `level` or more severe become `InProc` dependencies; `None`: none do (events
@@ -107,6 +120,8 @@ struct SpanState {
     start: Instant,
     fields: BTreeMap<String, String>,
     failed: Option<String>,
+    /// Waiting for the span's OpenTelemetry id (taken on first enter).
+    otel_pending: bool,
 }
 
 thread_local! {
@@ -173,9 +188,10 @@ where
             })
             .or_else(scope::current);
         let Some(parent) = parent else { return };
-        let record = self
-            .span_level
-            .is_some_and(|l| *attrs.metadata().level() <= l);
+        let record = !self.otel_ids
+            && self
+                .span_level
+                .is_some_and(|l| *attrs.metadata().level() <= l);
         let mut fields = Fields::default();
         attrs.record(&mut fields);
         let correlation = if record { parent.new_child() } else { parent };
@@ -186,6 +202,7 @@ where
             start: Instant::now(),
             fields: fields.rest,
             failed: None,
+            otel_pending: self.otel_ids,
         });
     }
 
@@ -201,6 +218,26 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        let pending = span
+            .extensions()
+            .get::<SpanState>()
+            .is_some_and(|s| s.otel_pending);
+        if pending {
+            // Not holding the extensions: tracing-opentelemetry locks them to build the span.
+            let otel = tracing::dispatcher::get_default(|d| {
+                tracing_opentelemetry::get_otel_context(id, d)
+            });
+            let span_id = otel.map(|cx| {
+                use opentelemetry::trace::TraceContextExt;
+                cx.span().span_context().span_id().to_bytes()
+            });
+            if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
+                state.otel_pending = false;
+                if let Some(sid) = span_id.and_then(tracelink::SpanId::from_bytes) {
+                    state.correlation = state.correlation.new_child_with_id(sid);
+                }
+            }
+        }
         let Some(c) = span
             .extensions()
             .get::<SpanState>()
