@@ -105,6 +105,15 @@ async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -
     out.into_iter().map(Option::unwrap).collect()
 }
 
+type Hyper = HyperClient<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
+/// hyper-util's client behind `DependencyLayer`.
+fn hyper_client(cfg: DependencyConfig) -> tracelink_tower::client::DependencyService<Hyper> {
+    ServiceBuilder::new()
+        .layer(DependencyLayer::with_config(cfg))
+        .service(HyperClient::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>())
+}
+
 fn frontend_propagation(mode: PropagationMode) -> Propagation {
     Propagation::default()
         .mode(mode)
@@ -258,12 +267,7 @@ async fn frontend_hyper_backend_is_one_transaction() {
     let sink = Arc::new(MemorySink::new());
     let seen = Seen::default();
     let back = backend(sink.clone(), seen.clone()).await;
-    let client = ServiceBuilder::new()
-        .layer(DependencyLayer::with_config(client_cfg(
-            &sink,
-            PropagationMode::W3cWithBackCompat,
-        )))
-        .service(HyperClient::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
+    let client = hyper_client(client_cfg(&sink, PropagationMode::W3cWithBackCompat));
     let app = Router::new()
         .route(
             "/orders/{id}",
@@ -458,9 +462,7 @@ async fn transport_errors_and_server_errors() {
     );
 
     // The hyper client layer classifies its errors the same way.
-    let client = ServiceBuilder::new()
-        .layer(DependencyLayer::new(sink.clone()))
-        .service(HyperClient::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
+    let client = hyper_client(DependencyConfig::new(sink.clone()));
     use tower::ServiceExt;
     let req = http::Request::get(format!("http://{closed}/x"))
         .body(Empty::new())

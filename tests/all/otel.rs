@@ -47,7 +47,8 @@ async fn load_items(
 }
 
 /// frontend handler → `#[instrument]` fn → reqwest → backend, with the tracing layer installed.
-async fn scenario(sink: Arc<MemorySink>) -> (Vec<Telemetry>, http::HeaderMap) {
+/// With `otel_ids`, the frontend's request ids come from OpenTelemetry (`OtelIdSource`).
+async fn scenario(sink: Arc<MemorySink>, otel_ids: bool) -> (Vec<Telemetry>, http::HeaderMap) {
     let seen: Arc<std::sync::Mutex<Option<http::HeaderMap>>> = Arc::default();
     let s2 = seen.clone();
     let backend = serve(
@@ -77,7 +78,14 @@ async fn scenario(sink: Arc<MemorySink>) -> (Vec<Telemetry>, http::HeaderMap) {
                     }
                 }),
             )
-            .layer(CorrelationLayer::new(sink.clone()).cloud_role("frontend")),
+            .layer({
+                let layer = CorrelationLayer::new(sink.clone()).cloud_role("frontend");
+                if otel_ids {
+                    layer.id_source(tracelink_otel::OtelIdSource::new())
+                } else {
+                    layer
+                }
+            }),
     )
     .await;
     let body = reqwest::get(format!("http://{frontend}/orders/7"))
@@ -121,7 +129,7 @@ async fn instrumented_function_is_a_node_of_the_tree() {
     let sink = Arc::new(MemorySink::new());
     let subscriber = tracing_subscriber::registry().with(TracelinkLayer::new(sink.clone()));
     let _guard = tracing::subscriber::set_default(subscriber);
-    let (items, _) = scenario(sink).await;
+    let (items, _) = scenario(sink, false).await;
     let front = role(&items, TelemetryKind::Request, "frontend");
     let back = role(&items, TelemetryKind::Request, "backend");
     assert_eq!(
@@ -198,7 +206,7 @@ async fn log_filters_do_not_touch_correlation() {
         .with(filter)
         .with(TracelinkLayer::new(sink.clone()));
     let _guard = tracing::subscriber::set_default(subscriber);
-    let (items, headers) = scenario(sink).await;
+    let (items, headers) = scenario(sink, false).await;
     assert_eq!(by_kind(&items, TelemetryKind::Request).len(), 2);
     let deps = by_kind(&items, TelemetryKind::Dependency);
     assert_eq!(
@@ -505,7 +513,6 @@ async fn opentelemetry_spans_hang_under_our_request() {
 #[tokio::test]
 async fn instrumented_function_under_opentelemetry_parents_its_calls() {
     use opentelemetry::trace::TracerProvider as _;
-    use tracelink_otel::OtelIdSource;
     let sink = Arc::new(MemorySink::new());
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_simple_exporter(TracelinkSpanExporter::new(sink.clone()))
@@ -514,49 +521,8 @@ async fn instrumented_function_under_opentelemetry_parents_its_calls() {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
         .with(TracelinkLayer::new(sink.clone()).with_opentelemetry_ids());
     let _guard = tracing::subscriber::set_default(subscriber);
-    let backend = serve(
-        Router::new()
-            .route("/items", get(|| async { "items" }))
-            .layer(CorrelationLayer::new(sink.clone()).cloud_role("backend")),
-    )
-    .await;
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(DependencyMiddleware::new(sink.clone()))
-        .build();
-    let frontend = serve(
-        Router::new()
-            .route(
-                "/orders/{id}",
-                get(move || {
-                    let client = client.clone();
-                    async move { load_items(client, backend, 7).await }
-                }),
-            )
-            .layer(
-                CorrelationLayer::new(sink.clone())
-                    .cloud_role("frontend")
-                    .id_source(OtelIdSource::new()),
-            ),
-    )
-    .await;
-    assert_eq!(
-        reqwest::get(format!("http://{frontend}/orders/7"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "items"
-    );
-    for _ in 0..200 {
-        if by_kind(&sink.items(), TelemetryKind::Request).len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (items, _) = scenario(sink, true).await;
     let _ = provider.force_flush();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let items = sink.take();
     assert_eq!(
         by_kind(&items, TelemetryKind::Request).len(),
         2,

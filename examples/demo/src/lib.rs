@@ -190,47 +190,69 @@ async fn forward(State(next): State<Next>, Path(item): Path<u32>) -> (StatusCode
     }
 }
 
-async fn orders(collector: &Collector, inventory: SocketAddr) -> Result<Service, Error> {
-    let exporter = exporter(collector, "orders", "orders-app")?;
-    let p = propagation("orders-app", PropagationMode::Hierarchical)?;
+/// A service that answers `route` by forwarding to `next` with reqwest, in its own role,
+/// appId and propagation mode.
+struct Forwarder {
+    role: &'static str,
+    app_id: &'static str,
+    mode: PropagationMode,
+    route: &'static str,
+    next: String,
+    traceresponse: bool,
+}
+
+async fn forwarder(collector: &Collector, f: Forwarder) -> Result<Service, Error> {
+    let exporter = exporter(collector, f.role, f.app_id)?;
+    let p = propagation(f.app_id, f.mode)?;
     let next = Next {
-        client: client(exporter.sink(), p.clone(), "orders"),
-        base: format!("http://{inventory}/stock"),
+        client: client(exporter.sink(), p.clone(), f.role),
+        base: f.next,
     };
+    let mut layer = CorrelationLayer::new(exporter.sink())
+        .propagation(p)
+        .cloud_role(f.role);
+    if f.traceresponse {
+        layer = layer.with_traceresponse();
+    }
     let app = Router::new()
-        .route("/orders/{item}", get(forward))
+        .route(f.route, get(forward))
         .with_state(next)
-        .layer(
-            CorrelationLayer::new(exporter.sink())
-                .propagation(p)
-                .cloud_role("orders"),
-        );
+        .layer(layer);
     Ok(Service {
         addr: serve(app).await?,
         exporter,
     })
 }
 
+async fn orders(collector: &Collector, inventory: SocketAddr) -> Result<Service, Error> {
+    forwarder(
+        collector,
+        Forwarder {
+            role: "orders",
+            app_id: "orders-app",
+            mode: PropagationMode::Hierarchical,
+            route: "/orders/{item}",
+            next: format!("http://{inventory}/stock"),
+            traceresponse: false,
+        },
+    )
+    .await
+}
+
 async fn web(collector: &Collector, orders: SocketAddr) -> Result<Service, Error> {
-    let exporter = exporter(collector, "web", "web-app")?;
-    let p = propagation("web-app", PropagationMode::W3cWithBackCompat)?;
-    let next = Next {
-        client: client(exporter.sink(), p.clone(), "web"),
-        base: format!("http://{orders}/orders"),
-    };
-    let app = Router::new()
-        .route("/checkout/{item}", get(forward))
-        .with_state(next)
-        .layer(
-            CorrelationLayer::new(exporter.sink())
-                .propagation(p)
-                .cloud_role("web")
-                .with_traceresponse(),
-        );
-    Ok(Service {
-        addr: serve(app).await?,
-        exporter,
-    })
+    // web answers traceresponse so the workload knows each operation id.
+    forwarder(
+        collector,
+        Forwarder {
+            role: "web",
+            app_id: "web-app",
+            mode: PropagationMode::W3cWithBackCompat,
+            route: "/checkout/{item}",
+            next: format!("http://{orders}/orders"),
+            traceresponse: true,
+        },
+    )
+    .await
 }
 
 async fn summary(collector: &Collector) -> Result<String, Error> {
@@ -257,7 +279,12 @@ async fn summary(collector: &Collector) -> Result<String, Error> {
 
 /// Starts everything, drives the workload, flushes, and reads the transaction back.
 pub async fn run() -> Result<(Demo, Report), Error> {
-    let db = std::env::temp_dir().join(format!("tracelink-demo-{}.db", std::process::id()));
+    // Unique per run: two demos in one process (tests) must not share a database.
+    let db = std::env::temp_dir().join(format!(
+        "tracelink-demo-{}-{}.db",
+        std::process::id(),
+        tracelink::SpanId::random()
+    ));
     let db = TempDb(db);
     let collector = Collector::start(Config::new(&db.0).listen("127.0.0.1:0".parse()?)).await?;
     let inventory = inventory(&collector).await?;
