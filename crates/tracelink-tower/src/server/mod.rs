@@ -87,8 +87,14 @@ fn enter(span: &RequestSpan) -> Option<tracing::span::Entered<'_>> {
     span.as_ref().map(tracing::Span::enter)
 }
 
+/// Without the `tracing` feature there is no span to enter.
 #[cfg(not(feature = "tracing"))]
-fn enter(_: &RequestSpan) {}
+struct NoSpan;
+
+#[cfg(not(feature = "tracing"))]
+fn enter(_: &RequestSpan) -> NoSpan {
+    NoSpan
+}
 
 type PartsHook = Arc<dyn Fn(&Parts, &mut Telemetry) + Send + Sync>;
 type ResponseHook = Arc<dyn Fn(&http::response::Parts, &mut Telemetry) + Send + Sync>;

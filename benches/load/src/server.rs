@@ -1,0 +1,172 @@
+//! One server variant of the load benchmark, on 127.0.0.1 (the driver runs it as
+//! `tracelink-load serve <variant> [backend-addr]`). It prints `listening <addr>` and serves:
+//! - `GET /hello/{id}`: the same small JSON for every variant;
+//! - `GET /__alloc`: heap allocations so far (a counting global allocator), for the driver.
+//!
+//! Variants: `bare` (axum alone), `tracelink` (server layer + exporter at 100 %, real batching,
+//! serialization and gzip into a transport that discards the bytes), `tracelink10` (the same,
+//! sampling 10 %), `peer` (axum-tracing-opentelemetry 0.42 + tracing-opentelemetry 0.34 +
+//! the opentelemetry_sdk 0.33 batch span processor + opentelemetry-application-insights 0.46
+//! with an HttpClient that discards the request), `tracelink-forward` (like `tracelink`, and the
+//! handler calls the backend once through reqwest with tracelink's middleware).
+use std::alloc::System;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::get;
+use bytes::Bytes;
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use tracelink::TelemetrySink;
+use tracelink_export::transport::{
+    BoxFuture, Transport, TransportError, TransportRequest, TransportResponse,
+};
+use tracelink_export::{Exporter, Sampling};
+use tracelink_tower::server::CorrelationLayer;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const CONN: &str =
+    "InstrumentationKey=00000000-1111-2222-3333-444444444444;IngestionEndpoint=http://127.0.0.1:9";
+
+#[derive(serde::Serialize)]
+struct Hello {
+    id: u32,
+    message: &'static str,
+    ok: bool,
+}
+
+async fn hello(Path(id): Path<u32>) -> axum::Json<Hello> {
+    axum::Json(Hello {
+        id,
+        message: "hello, world",
+        ok: true,
+    })
+}
+
+/// Accepts every batch and drops the bytes (after the exporter serialized and gzipped them).
+struct Discard;
+
+impl Transport for Discard {
+    fn send(
+        &self,
+        request: TransportRequest,
+    ) -> BoxFuture<'_, Result<TransportResponse, TransportError>> {
+        std::hint::black_box(request.body.len());
+        Box::pin(async { Ok(TransportResponse::new(200, Bytes::new())) })
+    }
+}
+
+#[derive(Debug)]
+struct NullClient;
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for NullClient {
+    async fn send_bytes(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
+        std::hint::black_box(request.body().len());
+        Ok(http::Response::builder().status(200).body(Bytes::new())?)
+    }
+}
+
+fn exporter(sampling: Sampling) -> Exporter {
+    Exporter::builder(CONN)
+        .transport(Discard)
+        .without_spool()
+        .sampling(sampling)
+        .cloud_role("load")
+        .build()
+        .expect("exporter")
+}
+
+fn base() -> Router {
+    Router::new().route("/hello/{id}", get(hello)).route(
+        "/__alloc",
+        get(|| async { GLOBAL.stats().allocations.to_string() }),
+    )
+}
+
+/// Serves `variant` until killed, on one thread (the driver pins it to one core).
+pub(crate) fn run(variant: &str, backend: Option<String>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(serve(variant, backend));
+}
+
+async fn serve(variant: &str, backend: Option<String>) {
+    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let app = match variant {
+        "bare" => base(),
+        "tracelink" | "tracelink10" => {
+            let e = exporter(if variant == "tracelink10" {
+                Sampling::fixed(10.0)
+            } else {
+                Sampling::off()
+            });
+            let app = base().layer(CorrelationLayer::new(e.sink()).cloud_role("load"));
+            keep.push(Box::new(e));
+            app
+        }
+        "tracelink-forward" => {
+            let e = exporter(Sampling::off());
+            let sink: Arc<dyn TelemetrySink> = e.sink();
+            let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                .with(tracelink_reqwest::DependencyMiddleware::new(sink.clone()))
+                .build();
+            let url = format!("http://{}/hello/1", backend.expect("backend address"));
+            let app = Router::new()
+                .route(
+                    "/hello/{id}",
+                    get(move || {
+                        let (client, url) = (client.clone(), url.clone());
+                        async move {
+                            client
+                                .get(&url)
+                                .send()
+                                .await
+                                .map(|_| "forwarded")
+                                .unwrap_or("failed")
+                        }
+                    }),
+                )
+                .route(
+                    "/__alloc",
+                    get(|| async { GLOBAL.stats().allocations.to_string() }),
+                )
+                .layer(CorrelationLayer::new(sink).cloud_role("load"));
+            keep.push(Box::new(e));
+            app
+        }
+        "peer" => {
+            use opentelemetry::trace::TracerProvider as _;
+            use tracing_subscriber::prelude::*;
+            opentelemetry::global::set_text_map_propagator(
+                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            );
+            let ai = opentelemetry_application_insights::Exporter::new_from_connection_string(
+                CONN, NullClient,
+            )
+            .expect("exporter");
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(ai)
+                .build();
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("load")));
+            tracing::subscriber::set_global_default(subscriber).expect("subscriber");
+            keep.push(Box::new(provider));
+            base().layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
+        }
+        other => panic!("unknown variant {other}"),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    println!("listening {}", listener.local_addr().expect("addr"));
+    axum::serve(listener, app).await.expect("serve");
+    drop(keep);
+}
