@@ -37,6 +37,9 @@
 //! in the request extensions, this layer passes the request through and records nothing, so
 //! two stacked layers never report a request twice (DESIGN invariant 2).
 //!
+//! An unsampled request (SPEC 8.5) is propagated and made current like any other, but nothing
+//! is recorded for it and it is not named: its `Correlation::operation_name()` is `None`.
+//!
 //! ## When the item is recorded
 //!
 //! Exactly once per sampled request: when the response body ends (its duration covers the
@@ -378,7 +381,11 @@ where
         } else {
             SamplingDecision::new(100.0, false)
         };
-        let name = self.make_name.make_name(&parts);
+        // DESIGN invariant 4: an unsampled request costs propagation only. It records no item,
+        // nor do its children, so it needs no name (unless a span is made for it).
+        let named = sampling.is_sampled() || cfg.id_source.is_some();
+        let name = if named { self.make_name.make_name(&parts) } else { String::new() };
+        let op_name = named.then_some(name.as_str());
         let source = if sampling.is_sampled() {
             incoming.source().map(str::to_owned)
         } else {
@@ -386,8 +393,8 @@ where
         };
         let (span, id) = request_span(cfg, &name, &incoming);
         let correlation = match id {
-            Some(id) => incoming.into_request_with_id(&cfg.propagation, sampling, Some(&name), id),
-            None => incoming.into_request(&cfg.propagation, sampling, Some(&name)),
+            Some(id) => incoming.into_request_with_id(&cfg.propagation, sampling, op_name, id),
+            None => incoming.into_request(&cfg.propagation, sampling, op_name),
         };
         parts.extensions.insert(correlation.clone());
 
