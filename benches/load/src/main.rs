@@ -44,6 +44,7 @@ fn options() -> Options {
             "bare",
             "tracelink",
             "tracelink10",
+            "tracelink0",
             "peer",
             "tracelink-forward",
         ]

@@ -5,7 +5,7 @@
 //!
 //! Variants: `bare` (axum alone), `tracelink` (server layer + exporter at 100 %, real batching,
 //! serialization and gzip into a transport that discards the bytes), `tracelink10` (the same,
-//! sampling 10 %), `peer` (axum-tracing-opentelemetry 0.42 + tracing-opentelemetry 0.34 +
+//! sampling 10 %), `tracelink0` (sampling 0 %: propagation only), `peer` (axum-tracing-opentelemetry 0.42 + tracing-opentelemetry 0.34 +
 //! the opentelemetry_sdk 0.33 batch span processor + opentelemetry-application-insights 0.46
 //! with an HttpClient that discards the request), `tracelink-forward` (like `tracelink`, and the
 //! handler calls the backend once through reqwest with tracelink's middleware).
@@ -102,11 +102,11 @@ async fn serve(variant: &str, backend: Option<String>) {
     let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
     let app = match variant {
         "bare" => base(),
-        "tracelink" | "tracelink10" => {
-            let e = exporter(if variant == "tracelink10" {
-                Sampling::fixed(10.0)
-            } else {
-                Sampling::off()
+        "tracelink" | "tracelink10" | "tracelink0" => {
+            let e = exporter(match variant {
+                "tracelink10" => Sampling::fixed(10.0),
+                "tracelink0" => Sampling::fixed(0.0),
+                _ => Sampling::off(),
             });
             let app = base().layer(CorrelationLayer::new(e.sink()).cloud_role("load"));
             keep.push(Box::new(e));

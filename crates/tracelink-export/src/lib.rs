@@ -286,9 +286,10 @@ impl ExporterBuilder {
     }
 
     fn tag_if_absent(self, key: &'static str, value: &str) -> Self {
-        let value = value.to_owned();
+        let value: Arc<str> = value.into();
         self.initializer(move |item| {
-            item.tags.insert_if_absent(key, value.clone());
+            // Shared, not copied: most items already have the tag from the middleware.
+            item.tags.insert_if_absent(key, &value);
         })
     }
 

@@ -39,7 +39,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tracelink::model::{Dependency, Exception, SeverityLevel, Telemetry, Trace, tags};
+use tracelink::model::{Dependency, Exception, SeverityLevel, TagValue, Telemetry, Trace, tags};
 use tracelink::{Correlation, TelemetrySink, scope};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -103,10 +103,12 @@ impl TracelinkLayer {
 
     fn send(&self, mut item: Telemetry) {
         if let Some(role) = &self.cloud_role {
-            item.tags.insert_if_absent(tags::CLOUD_ROLE, &**role);
+            item.tags.insert_if_absent(tags::CLOUD_ROLE, role);
         }
-        item.tags
-            .insert_if_absent(tags::INTERNAL_SDK_VERSION, tags::SDK_VERSION);
+        item.tags.insert_if_absent(
+            tags::INTERNAL_SDK_VERSION,
+            TagValue::from_static(tags::SDK_VERSION),
+        );
         self.sink.send(item);
     }
 }

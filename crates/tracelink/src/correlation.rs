@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::baggage::Baggage;
 use crate::id::{SpanId, TraceId};
+use crate::model::tags::TagValue;
 use crate::model::{Telemetry, TelemetryData, tags};
 use crate::propagation::{Propagation, PropagationMode};
 use crate::request_id;
@@ -102,7 +103,7 @@ pub(crate) struct Operation {
     pub(crate) trace_state: Option<TraceState>,
     pub(crate) baggage: Baggage,
     pub(crate) legacy_root_id: Option<Box<str>>,
-    pub(crate) name: Option<Box<str>>,
+    pub(crate) name: Option<Arc<str>>,
     pub(crate) sampling: SamplingDecision,
 }
 
@@ -282,14 +283,19 @@ impl Correlation {
     /// Adds this context's operation tags, properties and sample rate to an item made
     /// elsewhere, never replacing what the item already has (SPEC 2.8).
     pub fn annotate(&self, item: &mut Telemetry, parent: Option<&ItemId>) {
+        // Typical items carry about eight tags: one allocation for all of them.
+        item.tags.reserve(8);
         item.tags
-            .insert_if_absent(tags::OPERATION_ID, self.op.trace_id.to_hex().as_str());
+            .insert_if_absent(tags::OPERATION_ID, TagValue::id(self.op.trace_id.to_hex()));
         if let Some(p) = parent {
-            item.tags
-                .insert_if_absent(tags::OPERATION_PARENT_ID, p.to_string());
+            let value = match p.span_id() {
+                Some(s) => TagValue::id(s.to_hex()),
+                None => TagValue::from(p.to_string()),
+            };
+            item.tags.insert_if_absent(tags::OPERATION_PARENT_ID, value);
         }
         if let Some(name) = &self.op.name {
-            item.tags.insert_if_absent(tags::OPERATION_NAME, &**name);
+            item.tags.insert_if_absent(tags::OPERATION_NAME, name);
         }
         for (k, v) in self.op.baggage.iter() {
             if !item.properties.contains_key(k) {

@@ -54,7 +54,7 @@ use http::{Extensions, HeaderMap, Method};
 use crate::carrier::headers;
 use crate::correlation::Correlation;
 use crate::id::TraceId;
-use crate::model::{Dependency, tags};
+use crate::model::{Dependency, TagValue, tags};
 use crate::propagation::Propagation;
 use crate::request_context;
 use crate::scope;
@@ -347,13 +347,15 @@ impl OutgoingCall {
             item.properties.insert("error".into(), e.to_owned());
         }
         if let Some(role) = &self.role {
-            item.tags.insert(tags::CLOUD_ROLE, &**role);
+            item.tags.insert(tags::CLOUD_ROLE, role);
         }
         if let Some(instance) = &self.instance {
-            item.tags.insert(tags::CLOUD_ROLE_INSTANCE, &**instance);
+            item.tags.insert(tags::CLOUD_ROLE_INSTANCE, instance);
         }
-        item.tags
-            .insert(tags::INTERNAL_SDK_VERSION, tags::SDK_VERSION);
+        item.tags.insert(
+            tags::INTERNAL_SDK_VERSION,
+            TagValue::from_static(tags::SDK_VERSION),
+        );
         sink.send(item);
     }
 }

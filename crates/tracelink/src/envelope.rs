@@ -28,10 +28,8 @@
 
 use core::fmt;
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::model::limits::{self, truncate};
@@ -41,31 +39,18 @@ use crate::model::{
 };
 use crate::wire_time;
 
-/// The envelope of one item, ready to serialize with serde (to JSON).
-#[derive(Clone, Copy, Debug)]
-pub struct Envelope<'a> {
-    item: &'a Telemetry,
-    ikey: &'a str,
-}
-
-impl<'a> Envelope<'a> {
-    /// The envelope of `item` for the instrumentation key `ikey` (may be empty).
-    pub fn new(item: &'a Telemetry, ikey: &'a str) -> Self {
-        Self { item, ikey }
-    }
-}
-
-/// The item as one line of JSON.
+/// The item as one line of JSON (no trailing newline).
 pub fn to_json(item: &Telemetry, ikey: &str) -> String {
-    // Serializing our own types into a String cannot fail.
-    serde_json::to_string(&Envelope::new(item, ikey)).unwrap_or_default()
+    let mut out = Vec::with_capacity(768);
+    write_envelope(&mut out, item, ikey);
+    // Only UTF-8 is written: text is cut on char boundaries and escapes are ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Appends the item as one line of JSON and a `\n` (the body format of SPEC 7.4).
 pub fn write_line(out: &mut Vec<u8>, item: &Telemetry, ikey: &str) {
-    if serde_json::to_writer(&mut *out, &Envelope::new(item, ikey)).is_ok() {
-        out.push(b'\n');
-    }
+    write_envelope(out, item, ikey);
+    out.push(b'\n');
 }
 
 fn base_type(kind: TelemetryKind) -> &'static str {
@@ -81,276 +66,299 @@ fn base_type(kind: TelemetryKind) -> &'static str {
     }
 }
 
-struct Name<'a>(&'a str, &'a str);
-impl fmt::Display for Name<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Microsoft.ApplicationInsights.")?;
-        if !self.0.is_empty() {
-            for part in self.0.split('-') {
-                f.write_str(part)?;
-            }
-            f.write_str(".")?;
-        }
-        f.write_str(self.1)
+/// Bytes that need escaping in a JSON string: `"`, `\` and the control characters.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
     }
-}
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
-struct Time(SystemTime);
-impl fmt::Display for Time {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        wire_time::write_time(f, self.0)
-    }
-}
-
-/// Serializes any `Display` wrapper as a string without an intermediate allocation.
-macro_rules! serialize_display {
-    ($($t:ty),*) => {$(
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
+/// Appends JSON string contents (no quotes): `"`, `\` and control characters escaped.
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let b = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if !NEEDS_ESCAPE[usize::from(c)] {
+            continue;
         }
-    )*};
-}
-serialize_display!(Name<'_>, Time, Dur);
-
-struct Dur(Duration);
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        wire_time::write_duration(f, self.0)
-    }
-}
-
-impl Serialize for Envelope<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let item = self.item;
-        let kind = item.kind();
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("ver", &1)?;
-        let type_name = match &item.data {
-            TelemetryData::Other(o) => o.base_type.strip_suffix("Data").unwrap_or(&o.base_type),
-            _ => kind.envelope_type(),
-        };
-        m.serialize_entry("name", &Name(self.ikey, type_name))?;
-        m.serialize_entry("time", &Time(item.time))?;
-        if let Some(rate) = item.sample_rate.filter(|r| *r < 100.0 && *r > 0.0) {
-            m.serialize_entry("sampleRate", &rate)?;
-        }
-        if !self.ikey.is_empty() {
-            m.serialize_entry("iKey", self.ikey)?;
-        }
-        m.serialize_entry("tags", &TagsSer(&item.tags))?;
-        m.serialize_entry("data", &DataSer(item))?;
-        m.end()
-    }
-}
-
-struct TagsSer<'a>(&'a Tags);
-impl Serialize for TagsSer<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for (k, v) in self.0.iter().filter(|(_, v)| !v.is_empty()) {
-            let max = limits::tag(k).unwrap_or(limits::PROPERTY_VALUE);
-            m.serialize_entry(truncate(k, limits::PROPERTY_KEY), truncate(v, max))?;
-        }
-        m.end()
-    }
-}
-
-struct DataSer<'a>(&'a Telemetry);
-impl Serialize for DataSer<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let item = self.0;
-        let mut m = s.serialize_map(Some(2))?;
-        match &item.data {
-            TelemetryData::Other(o) => {
-                m.serialize_entry("baseType", &o.base_type)?;
-                let v: Value = serde_json::from_str(&o.base_data).unwrap_or(Value::Null);
-                m.serialize_entry("baseData", &v)?;
-            }
+        out.extend_from_slice(&b[start..i]);
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
             _ => {
-                m.serialize_entry("baseType", base_type(item.kind()))?;
-                m.serialize_entry("baseData", &BaseDataSer(item))?;
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 0xf)]);
             }
         }
-        m.end()
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+}
+
+/// A JSON string of `s` cut to `max` chars.
+fn json_string(out: &mut Vec<u8>, s: &str, max: usize) {
+    out.push(b'"');
+    escape_into(out, truncate(s, max));
+    out.push(b'"');
+}
+
+/// `fmt::Write` into a byte buffer, for floats.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
     }
 }
 
-struct Props<'a>(&'a BTreeMap<String, String>);
-impl Serialize for Props<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for (k, v) in self.0.iter().filter(|(k, _)| !k.is_empty()) {
-            m.serialize_entry(
-                truncate(k, limits::PROPERTY_KEY),
-                truncate(v, limits::PROPERTY_VALUE),
-            )?;
+/// A JSON object being written; each key adds the separator it needs.
+struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> Obj<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, empty: true }
+    }
+
+    fn comma(&mut self) {
+        if !self.empty {
+            self.out.push(b',');
         }
-        m.end()
+        self.empty = false;
     }
-}
 
-struct Measurements<'a>(&'a BTreeMap<String, f64>);
-impl Serialize for Measurements<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for (k, v) in self.0.iter().filter(|(_, v)| v.is_finite()) {
-            m.serialize_entry(truncate(k, limits::PROPERTY_KEY), v)?;
+    /// A key from telemetry: escaped.
+    fn key(&mut self, k: &str) -> &mut Vec<u8> {
+        self.comma();
+        json_string(self.out, k, usize::MAX);
+        self.out.push(b':');
+        self.out
+    }
+
+    /// One of our own keys: plain ASCII, written as is.
+    fn lit(&mut self, k: &'static str) -> &mut Vec<u8> {
+        self.comma();
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    fn str(&mut self, k: &'static str, v: &str, max: usize) {
+        json_string(self.lit(k), v, max);
+    }
+
+    /// Writes `k` only when `v` is non-empty (SPEC 7.3).
+    fn opt(&mut self, k: &'static str, v: &str, max: usize) {
+        if !v.is_empty() {
+            self.str(k, v, max);
         }
-        m.end()
+    }
+
+    fn bool(&mut self, k: &'static str, v: bool) {
+        let s: &[u8] = if v { b"true" } else { b"false" };
+        self.lit(k).extend_from_slice(s);
+    }
+
+    fn int(&mut self, k: &'static str, v: u64) {
+        wire_time::write_u64(self.lit(k), v);
+    }
+
+    fn num(out: &mut Vec<u8>, v: f64) {
+        // Debug is the shortest text that reads back as the same f64, exponent included.
+        let _ = fmt::Write::write_fmt(&mut Bytes(out), format_args!("{v:?}"));
+    }
+
+    fn duration(&mut self, k: &'static str, d: Duration) {
+        let out = self.lit(k);
+        out.push(b'"');
+        wire_time::write_duration(out, d);
+        out.push(b'"');
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
     }
 }
 
-/// Writes `key` when `value` is non-empty, cut to `max` (SPEC 7.3).
-fn opt<M: SerializeMap>(
-    m: &mut M,
-    key: &'static str,
-    value: &str,
-    max: usize,
-) -> Result<(), M::Error> {
-    if value.is_empty() {
-        return Ok(());
+/// Writes one envelope (SPEC 7.1-7.3).
+fn write_envelope(out: &mut Vec<u8>, item: &Telemetry, ikey: &str) {
+    let kind = item.kind();
+    let mut env = Obj::open(out);
+    env.int("ver", 1);
+    let type_name = match &item.data {
+        TelemetryData::Other(o) => o.base_type.strip_suffix("Data").unwrap_or(&o.base_type),
+        _ => kind.envelope_type(),
+    };
+    let name = env.lit("name");
+    name.extend_from_slice(b"\"Microsoft.ApplicationInsights.");
+    if !ikey.is_empty() {
+        for part in ikey.split('-') {
+            escape_into(name, part);
+        }
+        name.push(b'.');
     }
-    m.serialize_entry(key, truncate(value, max))
+    escape_into(name, type_name);
+    name.push(b'"');
+    let time = env.lit("time");
+    time.push(b'"');
+    wire_time::write_time(time, item.time);
+    time.push(b'"');
+    if let Some(rate) = item.sample_rate.filter(|r| *r < 100.0 && *r > 0.0) {
+        Obj::num(env.lit("sampleRate"), rate);
+    }
+    env.opt("iKey", ikey, usize::MAX);
+    let mut tags = Obj::open(env.lit("tags"));
+    for (k, v) in item.tags.iter().filter(|(_, v)| !v.is_empty()) {
+        let max = limits::tag(k).unwrap_or(limits::PROPERTY_VALUE);
+        json_string(tags.key(truncate(k, limits::PROPERTY_KEY)), v, max);
+    }
+    tags.close();
+    let mut data = Obj::open(env.lit("data"));
+    match &item.data {
+        TelemetryData::Other(o) => {
+            data.str("baseType", &o.base_type, usize::MAX);
+            // Our own raw JSON, re-checked: anything unreadable becomes null.
+            let v: Value = serde_json::from_str(&o.base_data).unwrap_or(Value::Null);
+            let _ = serde_json::to_writer(&mut *data.lit("baseData"), &v);
+        }
+        _ => {
+            data.str("baseType", base_type(kind), usize::MAX);
+            write_base_data(data.lit("baseData"), item);
+        }
+    }
+    data.close();
+    env.close();
 }
 
-struct BaseDataSer<'a>(&'a Telemetry);
-impl Serialize for BaseDataSer<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let item = self.0;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("ver", &2)?;
-        match &item.data {
-            TelemetryData::Request(r) => {
-                opt(&mut m, "id", &r.id, limits::ID)?;
-                opt(&mut m, "name", &r.name, limits::NAME)?;
-                m.serialize_entry("duration", &Dur(r.duration))?;
-                m.serialize_entry("success", &r.success)?;
-                m.serialize_entry(
-                    "responseCode",
-                    truncate(&r.response_code, limits::RESPONSE_CODE),
-                )?;
-                opt(&mut m, "source", &r.source, limits::SOURCE)?;
-                opt(&mut m, "url", &r.url, limits::URL)?;
+fn write_base_data(out: &mut Vec<u8>, item: &Telemetry) {
+    let mut m = Obj::open(out);
+    m.int("ver", 2);
+    match &item.data {
+        TelemetryData::Request(r) => {
+            m.opt("id", &r.id, limits::ID);
+            m.opt("name", &r.name, limits::NAME);
+            m.duration("duration", r.duration);
+            m.bool("success", r.success);
+            m.str("responseCode", &r.response_code, limits::RESPONSE_CODE);
+            m.opt("source", &r.source, limits::SOURCE);
+            m.opt("url", &r.url, limits::URL);
+        }
+        TelemetryData::Dependency(d) => {
+            m.str("name", &d.name, limits::NAME);
+            m.opt("id", &d.id, limits::ID);
+            m.opt("resultCode", &d.result_code, limits::RESPONSE_CODE);
+            m.duration("duration", d.duration);
+            m.bool("success", d.success);
+            m.opt("data", &d.data, limits::DATA);
+            m.opt("target", &d.target, limits::TARGET);
+            m.opt("type", &d.dependency_type, limits::TYPE);
+        }
+        TelemetryData::Trace(t) => {
+            m.str("message", &t.message, limits::MESSAGE);
+            if let Some(sev) = t.severity {
+                m.str("severityLevel", sev.as_str(), usize::MAX);
             }
-            TelemetryData::Dependency(d) => {
-                m.serialize_entry("name", truncate(&d.name, limits::NAME))?;
-                opt(&mut m, "id", &d.id, limits::ID)?;
-                opt(&mut m, "resultCode", &d.result_code, limits::RESPONSE_CODE)?;
-                m.serialize_entry("duration", &Dur(d.duration))?;
-                m.serialize_entry("success", &d.success)?;
-                opt(&mut m, "data", &d.data, limits::DATA)?;
-                opt(&mut m, "target", &d.target, limits::TARGET)?;
-                opt(&mut m, "type", &d.dependency_type, limits::TYPE)?;
-            }
-            TelemetryData::Trace(t) => {
-                m.serialize_entry("message", truncate(&t.message, limits::MESSAGE))?;
-                if let Some(sev) = t.severity {
-                    m.serialize_entry("severityLevel", sev.as_str())?;
+        }
+        TelemetryData::Exception(e) => {
+            let list = m.lit("exceptions");
+            list.push(b'[');
+            for (i, x) in e.exceptions.iter().enumerate() {
+                if i > 0 {
+                    list.push(b',');
                 }
-            }
-            TelemetryData::Exception(e) => {
-                m.serialize_entry("exceptions", &ExceptionsSer(&e.exceptions))?;
-                if let Some(sev) = e.severity {
-                    m.serialize_entry("severityLevel", sev.as_str())?;
+                let mut o = Obj::open(list);
+                o.int("id", i as u64);
+                if i > 0 {
+                    o.int("outerId", (i - 1) as u64);
                 }
-                opt(&mut m, "problemId", &e.problem_id, limits::TYPE_NAME)?;
+                o.opt("typeName", &x.type_name, limits::TYPE_NAME);
+                o.str("message", &x.message, limits::MESSAGE);
+                o.bool("hasFullStack", !x.stack.is_empty());
+                o.opt("stack", &x.stack, limits::MESSAGE);
+                o.close();
             }
-            TelemetryData::Event(e) => {
-                m.serialize_entry("name", truncate(&e.name, limits::EVENT_NAME))?;
+            list.push(b']');
+            if let Some(sev) = e.severity {
+                m.str("severityLevel", sev.as_str(), usize::MAX);
             }
-            TelemetryData::Metric(x) => {
-                m.serialize_entry("metrics", &MetricsSer(&x.metrics))?;
-            }
-            TelemetryData::PageView(p) => {
-                m.serialize_entry("id", truncate(&p.id, limits::ID))?;
-                m.serialize_entry("name", truncate(&p.name, limits::NAME))?;
-                opt(&mut m, "url", &p.url, limits::URL)?;
-                if let Some(d) = p.duration {
-                    m.serialize_entry("duration", &Dur(d))?;
+            m.opt("problemId", &e.problem_id, limits::TYPE_NAME);
+        }
+        TelemetryData::Event(e) => m.str("name", &e.name, limits::EVENT_NAME),
+        TelemetryData::Metric(x) => {
+            let list = m.lit("metrics");
+            list.push(b'[');
+            for (i, p) in x.metrics.iter().filter(|p| p.value.is_finite()).enumerate() {
+                if i > 0 {
+                    list.push(b',');
                 }
-                opt(&mut m, "referredUri", &p.referred_uri, limits::URL)?;
+                let mut o = Obj::open(list);
+                o.opt("ns", &p.namespace, limits::METRIC_NAMESPACE);
+                o.str("name", &p.name, limits::TYPE_NAME);
+                let kind = if p.count.is_some() {
+                    "Aggregation"
+                } else {
+                    "Measurement"
+                };
+                o.str("kind", kind, usize::MAX);
+                Obj::num(o.lit("value"), p.value);
+                if let Some(c) = p.count {
+                    o.int("count", c);
+                }
+                for (k, v) in [("min", p.min), ("max", p.max), ("stdDev", p.std_dev)] {
+                    if let Some(v) = v.filter(|v| v.is_finite()) {
+                        Obj::num(o.lit(k), v);
+                    }
+                }
+                o.close();
             }
-            TelemetryData::Other(_) => {}
+            list.push(b']');
         }
-        if !item.properties.is_empty() {
-            m.serialize_entry("properties", &Props(&item.properties))?;
-        }
-        let has_measurements = !matches!(item.data, TelemetryData::Metric(_));
-        if has_measurements && !item.measurements.is_empty() {
-            m.serialize_entry("measurements", &Measurements(&item.measurements))?;
-        }
-        m.end()
-    }
-}
-
-struct ExceptionsSer<'a>(&'a [ExceptionDetails]);
-impl Serialize for ExceptionsSer<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (i, e) in self.0.iter().enumerate() {
-            seq.serialize_element(&ExceptionSer(i, e))?;
-        }
-        seq.end()
-    }
-}
-
-struct ExceptionSer<'a>(usize, &'a ExceptionDetails);
-impl Serialize for ExceptionSer<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (i, e) = (self.0, self.1);
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("id", &i)?;
-        if i > 0 {
-            m.serialize_entry("outerId", &(i - 1))?;
-        }
-        opt(&mut m, "typeName", &e.type_name, limits::TYPE_NAME)?;
-        m.serialize_entry("message", truncate(&e.message, limits::MESSAGE))?;
-        m.serialize_entry("hasFullStack", &!e.stack.is_empty())?;
-        opt(&mut m, "stack", &e.stack, limits::MESSAGE)?;
-        m.end()
-    }
-}
-
-struct MetricsSer<'a>(&'a [DataPoint]);
-impl Serialize for MetricsSer<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        for p in self.0.iter().filter(|p| p.value.is_finite()) {
-            seq.serialize_element(&PointSer(p))?;
-        }
-        seq.end()
-    }
-}
-
-struct PointSer<'a>(&'a DataPoint);
-impl Serialize for PointSer<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let p = self.0;
-        let mut m = s.serialize_map(None)?;
-        opt(&mut m, "ns", &p.namespace, limits::METRIC_NAMESPACE)?;
-        m.serialize_entry("name", truncate(&p.name, limits::TYPE_NAME))?;
-        let aggregate = p.count.is_some();
-        m.serialize_entry(
-            "kind",
-            if aggregate {
-                "Aggregation"
-            } else {
-                "Measurement"
-            },
-        )?;
-        m.serialize_entry("value", &p.value)?;
-        if let Some(c) = p.count {
-            m.serialize_entry("count", &c)?;
-        }
-        for (k, v) in [("min", p.min), ("max", p.max), ("stdDev", p.std_dev)] {
-            if let Some(v) = v.filter(|v| v.is_finite()) {
-                m.serialize_entry(k, &v)?;
+        TelemetryData::PageView(p) => {
+            m.str("id", &p.id, limits::ID);
+            m.str("name", &p.name, limits::NAME);
+            m.opt("url", &p.url, limits::URL);
+            if let Some(d) = p.duration {
+                m.duration("duration", d);
             }
+            m.opt("referredUri", &p.referred_uri, limits::URL);
         }
-        m.end()
+        TelemetryData::Other(_) => {}
     }
+    if !item.properties.is_empty() {
+        let mut props = Obj::open(m.lit("properties"));
+        for (k, v) in item.properties.iter().filter(|(k, _)| !k.is_empty()) {
+            json_string(
+                props.key(truncate(k, limits::PROPERTY_KEY)),
+                v,
+                limits::PROPERTY_VALUE,
+            );
+        }
+        props.close();
+    }
+    if !matches!(item.data, TelemetryData::Metric(_)) && !item.measurements.is_empty() {
+        let mut ms = Obj::open(m.lit("measurements"));
+        for (k, v) in item.measurements.iter().filter(|(_, v)| v.is_finite()) {
+            Obj::num(ms.key(truncate(k, limits::PROPERTY_KEY)), *v);
+        }
+        ms.close();
+    }
+    m.close();
 }
 
 // ---------------------------------------------------------------------------------------

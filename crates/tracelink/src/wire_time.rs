@@ -18,27 +18,57 @@ pub const MAX_DURATION: Duration = Duration::from_secs(1000 * 86_400 - 1);
 /// Formats a duration as `[d.]hh:mm:ss.fffffff` (days only when > 0, 7 fraction digits),
 /// capped at [`MAX_DURATION`].
 pub fn format_duration(d: Duration) -> String {
-    let mut s = String::with_capacity(20);
-    let _ = write_duration(&mut s, d);
-    s
+    let mut out = Vec::with_capacity(20);
+    write_duration(&mut out, d);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-/// Writes the duration format to `out` (a `String` or a formatter).
-pub fn write_duration<W: core::fmt::Write>(out: &mut W, d: Duration) -> core::fmt::Result {
+/// Appends the duration format to `out`.
+pub fn write_duration(out: &mut Vec<u8>, d: Duration) {
     let d = d.min(MAX_DURATION + Duration::from_nanos(999_999_900));
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let ticks = d.subsec_nanos() / 100;
     if days > 0 {
-        write!(out, "{days}.")?;
+        write_u64(out, days);
+        out.push(b'.');
     }
-    write!(
-        out,
-        "{:02}:{:02}:{:02}.{ticks:07}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    write_hms(out, rem, d.subsec_nanos());
+}
+
+/// `hh:mm:ss.fffffff` of the seconds of a day and their nanoseconds.
+fn write_hms(out: &mut Vec<u8>, secs_of_day: u64, nanos: u32) {
+    fixed(out, secs_of_day / 3600, 2);
+    out.push(b':');
+    fixed(out, secs_of_day / 60 % 60, 2);
+    out.push(b':');
+    fixed(out, secs_of_day % 60, 2);
+    out.push(b'.');
+    fixed(out, u64::from(nanos / 100), 7);
+}
+
+/// `value` in decimal.
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut value: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `value` as exactly `width` decimal digits (its last ones).
+fn fixed(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 fn digits(s: &str) -> Option<u64> {
@@ -106,25 +136,24 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Formats a time as RFC 3339 UTC with 7 fraction digits, e.g.
 /// `2026-11-21T05:46:41.6220000Z`. Times before 1970 are written as 1970-01-01.
 pub fn format_time(t: SystemTime) -> String {
-    let mut s = String::with_capacity(28);
-    let _ = write_time(&mut s, t);
-    s
+    let mut out = Vec::with_capacity(28);
+    write_time(&mut out, t);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-/// Writes the RFC 3339 form of `t` to `out` (a `String` or a formatter).
-pub fn write_time<W: core::fmt::Write>(out: &mut W, t: SystemTime) -> core::fmt::Result {
+/// Appends the RFC 3339 form of `t` to `out`.
+pub fn write_time(out: &mut Vec<u8>, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    write!(
-        out,
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:07}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_nanos() / 100
-    )
+    let secs = d.as_secs();
+    let (y, m, day) = civil_from_days((secs / 86_400) as i64);
+    fixed(out, y.max(0) as u64, 4);
+    out.push(b'-');
+    fixed(out, u64::from(m), 2);
+    out.push(b'-');
+    fixed(out, u64::from(day), 2);
+    out.push(b'T');
+    write_hms(out, secs % 86_400, d.subsec_nanos());
+    out.push(b'Z');
 }
 
 /// Parses an RFC 3339 timestamp (`Z` or `±hh:mm` offset, any number of fraction digits).

@@ -67,7 +67,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracelink::model::{Request as RequestData, Telemetry, TelemetryData, tags};
+use tracelink::model::{Request as RequestData, TagValue, Telemetry, TelemetryData, tags};
 use tracelink::scope::Scoped;
 use tracelink::{Correlation, Propagation, SamplingDecision, TelemetrySink, extract};
 
@@ -107,8 +107,8 @@ struct Config {
     sink: Arc<dyn TelemetrySink>,
     propagation: Propagation,
     request_context: Option<HeaderValue>,
-    cloud_role: Option<Box<str>>,
-    role_instance: Option<Box<str>>,
+    cloud_role: Option<Arc<str>>,
+    role_instance: Option<Arc<str>>,
     default_scheme: &'static str,
     trusted: TrustedProxies,
     redaction: Redaction,
@@ -196,13 +196,13 @@ impl<M, C> CorrelationLayer<M, C> {
 
     /// `ai.cloud.role`: the service's name on the application map.
     pub fn cloud_role(mut self, role: impl Into<String>) -> Self {
-        self.config_mut().cloud_role = Some(role.into().into_boxed_str());
+        self.config_mut().cloud_role = Some(Arc::from(role.into()));
         self
     }
 
     /// `ai.cloud.roleInstance`: this instance (host name, pod name).
     pub fn role_instance(mut self, instance: impl Into<String>) -> Self {
-        self.config_mut().role_instance = Some(instance.into().into_boxed_str());
+        self.config_mut().role_instance = Some(Arc::from(instance.into()));
         self
     }
 
@@ -384,7 +384,11 @@ where
         // DESIGN invariant 4: an unsampled request costs propagation only. It records no item,
         // nor do its children, so it needs no name (unless a span is made for it).
         let named = sampling.is_sampled() || cfg.id_source.is_some();
-        let name = if named { self.make_name.make_name(&parts) } else { String::new() };
+        let name = if named {
+            self.make_name.make_name(&parts)
+        } else {
+            String::new()
+        };
         let op_name = named.then_some(name.as_str());
         let source = if sampling.is_sampled() {
             incoming.source().map(str::to_owned)
@@ -611,12 +615,15 @@ impl Recorder {
         let mut item = correlation.to_item(data);
         let t = &mut item.tags;
         if let Some(role) = &cfg.cloud_role {
-            t.insert(tags::CLOUD_ROLE, &**role);
+            t.insert(tags::CLOUD_ROLE, role);
         }
         if let Some(instance) = &cfg.role_instance {
-            t.insert(tags::CLOUD_ROLE_INSTANCE, &**instance);
+            t.insert(tags::CLOUD_ROLE_INSTANCE, instance);
         }
-        t.insert(tags::INTERNAL_SDK_VERSION, tags::SDK_VERSION);
+        t.insert(
+            tags::INTERNAL_SDK_VERSION,
+            TagValue::from_static(tags::SDK_VERSION),
+        );
         let cookies = tracelink::cookie::UserCookies::parse_lines(
             parts
                 .headers

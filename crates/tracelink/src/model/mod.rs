@@ -23,7 +23,7 @@ pub mod tags;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-pub use tags::Tags;
+pub use tags::{TagValue, Tags};
 
 /// One telemetry item.
 #[derive(Clone, Debug, PartialEq)]

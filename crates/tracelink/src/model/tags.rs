@@ -1,6 +1,9 @@
 //! Context tags (`ai.*` keys) of an item.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::id::AsciiBuf;
 
 /// `ai.operation.id`: the trace-id.
 pub const OPERATION_ID: &str = "ai.operation.id";
@@ -32,6 +35,81 @@ pub const INTERNAL_SDK_VERSION: &str = "ai.internal.sdkVersion";
 /// The `ai.internal.sdkVersion` tracelink writes.
 pub const SDK_VERSION: &str = concat!("rs:tracelink:", env!("CARGO_PKG_VERSION"));
 
+/// A tag value. Values every item shares (a role, the SDK version) and ids are stored without
+/// copying or allocating; anything else is an owned string.
+#[derive(Clone, Debug)]
+pub struct TagValue(Repr);
+
+#[derive(Clone, Debug)]
+enum Repr {
+    Static(&'static str),
+    Shared(Arc<str>),
+    Id(AsciiBuf<32>, u8),
+    Owned(String),
+}
+
+impl TagValue {
+    /// A value that lives for the whole program.
+    pub const fn from_static(s: &'static str) -> Self {
+        Self(Repr::Static(s))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Static(s) => s,
+            Repr::Shared(s) => s,
+            Repr::Id(buf, len) => &buf.as_str()[..usize::from(*len)],
+            Repr::Owned(s) => s,
+        }
+    }
+
+    /// An id of at most 32 ASCII chars, stored inline.
+    pub(crate) fn id<const N: usize>(hex: AsciiBuf<N>) -> Self {
+        let mut b = [b'0'; 32];
+        let s = hex.as_str().as_bytes();
+        let n = s.len().min(32);
+        b[..n].copy_from_slice(&s[..n]);
+        Self(Repr::Id(AsciiBuf::from_ascii(b), n as u8))
+    }
+}
+
+impl PartialEq for TagValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl From<String> for TagValue {
+    fn from(s: String) -> Self {
+        Self(Repr::Owned(s))
+    }
+}
+
+impl From<&str> for TagValue {
+    fn from(s: &str) -> Self {
+        Self(Repr::Owned(s.to_owned()))
+    }
+}
+
+impl From<&String> for TagValue {
+    fn from(s: &String) -> Self {
+        Self(Repr::Owned(s.clone()))
+    }
+}
+
+impl From<Arc<str>> for TagValue {
+    fn from(s: Arc<str>) -> Self {
+        Self(Repr::Shared(s))
+    }
+}
+
+impl From<&Arc<str>> for TagValue {
+    fn from(s: &Arc<str>) -> Self {
+        Self(Repr::Shared(Arc::clone(s)))
+    }
+}
+
 /// An item's context tags: `ai.*` keys to string values, in insertion order, keys unique.
 ///
 /// ```
@@ -44,12 +122,17 @@ pub const SDK_VERSION: &str = concat!("rs:tracelink:", env!("CARGO_PKG_VERSION")
 /// assert!(!t.insert_if_absent(tags::CLOUD_ROLE, "other"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Tags(Vec<(Cow<'static, str>, String)>);
+pub struct Tags(Vec<(Cow<'static, str>, TagValue)>);
 
 impl Tags {
     /// No tags.
     pub const fn new() -> Self {
         Self(Vec::new())
+    }
+
+    /// Room for `n` more tags without reallocating.
+    pub fn reserve(&mut self, n: usize) {
+        self.0.reserve(n);
     }
 
     /// The value of `key`.
@@ -61,7 +144,7 @@ impl Tags {
     }
 
     /// Sets `key`, replacing a value already there.
-    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
         let key = key.into();
         let value = value.into();
         match self.0.iter_mut().find(|(k, _)| *k == key) {
@@ -74,7 +157,7 @@ impl Tags {
     pub fn insert_if_absent(
         &mut self,
         key: impl Into<Cow<'static, str>>,
-        value: impl Into<String>,
+        value: impl Into<TagValue>,
     ) -> bool {
         let key = key.into();
         if self.get(&key).is_some() {
@@ -87,7 +170,7 @@ impl Tags {
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
         let i = self.0.iter().position(|(k, _)| k == key)?;
-        Some(self.0.remove(i).1)
+        Some(self.0.remove(i).1.as_str().to_owned())
     }
 
     /// The tags in insertion order.
