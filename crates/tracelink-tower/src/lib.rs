@@ -11,6 +11,8 @@
 //!   headers of a new dependency and record one Dependency item per call (SPEC 6.2).
 //! - With feature `axum`: the [`Correlation`] extractor, route-template names from
 //!   `MatchedPath`, and client addresses from `ConnectInfo`.
+//! - With feature `tracing`: `CorrelationLayer::id_source`, a `tracing` span per request whose
+//!   OpenTelemetry span id becomes the request id (with `tracelink-otel`'s `OtelIdSource`).
 //!
 //! ```
 //! use std::sync::Arc;
