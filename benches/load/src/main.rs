@@ -139,12 +139,13 @@ fn cpu_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A `/proc/<pid>/status` field in KiB (`VmHWM`: peak RSS, `VmRSS`: RSS now).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
@@ -189,6 +190,9 @@ struct Measure {
     cpu_us_per_req: f64,
     allocs_per_req: f64,
     peak_rss_mib: f64,
+    /// RSS when the measurement started (after warm-up) and when it ended.
+    rss_start_mib: f64,
+    rss_end_mib: f64,
 }
 
 async fn measure(variant: &str, o: &Options, ticks_per_s: f64) -> Measure {
@@ -227,8 +231,10 @@ async fn measure(variant: &str, o: &Options, ticks_per_s: f64) -> Measure {
     }
     tokio::time::sleep_until(warm_end.into()).await;
     let (cpu0, alloc0) = (cpu_ticks(pid), allocations(addr).await);
+    let rss0 = status_kib(pid, "VmRSS:");
     tokio::time::sleep_until(end.into()).await;
     let (cpu1, alloc1) = (cpu_ticks(pid), allocations(addr).await);
+    let rss1 = status_kib(pid, "VmRSS:");
     let mut lat: Vec<u32> = Vec::new();
     for t in tasks {
         lat.extend(t.await.expect("client task"));
@@ -248,7 +254,9 @@ async fn measure(variant: &str, o: &Options, ticks_per_s: f64) -> Measure {
         p99_us: pct(0.99),
         cpu_us_per_req: (cpu1 - cpu0) as f64 / ticks_per_s * 1e6 / n,
         allocs_per_req: alloc1.saturating_sub(alloc0).saturating_sub(2) as f64 / n,
-        peak_rss_mib: peak_rss_kib(pid) as f64 / 1024.0,
+        peak_rss_mib: status_kib(pid, "VmHWM:") as f64 / 1024.0,
+        rss_start_mib: rss0 as f64 / 1024.0,
+        rss_end_mib: rss1 as f64 / 1024.0,
     }
 }
 
@@ -280,8 +288,14 @@ fn main() {
         for v in &o.variants {
             let m = rt.block_on(measure(v, &o, ticks));
             eprintln!(
-                "round {round} {v}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {:.1} µs CPU/req, {:.1} allocs/req",
-                m.rps, m.p50_us, m.p99_us, m.cpu_us_per_req, m.allocs_per_req
+                "round {round} {v}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {:.1} µs CPU/req, {:.1} allocs/req, RSS {:.1} -> {:.1} MiB",
+                m.rps,
+                m.p50_us,
+                m.p99_us,
+                m.cpu_us_per_req,
+                m.allocs_per_req,
+                m.rss_start_mib,
+                m.rss_end_mib
             );
             results.entry(v.clone()).or_default().push(m);
         }
