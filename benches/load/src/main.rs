@@ -8,6 +8,10 @@
 //!     [--concurrency N] [--variants bare,tracelink,tracelink10,peer,tracelink-forward] [--smoke]
 //! ```
 //!
+//! `peer-forward` (the peer stack calling the backend through `reqwest-tracing`) is a separate
+//! binary on OpenTelemetry 0.32: build it first with
+//! `cargo build --release --manifest-path benches/load-peer/Cargo.toml`.
+//!
 //! Each server runs as its own process pinned to core 0 (`taskset`); the generator (hyper,
 //! one keep-alive connection per concurrent client) runs pinned to core 1, as does the bare
 //! backend of the forwarding variant. Per variant it reports requests/s, p50 and p99 latency,
@@ -90,8 +94,34 @@ impl Drop for Server {
     }
 }
 
-fn spawn(variant: &str, core: u32, backend: Option<SocketAddr>) -> Server {
+/// The peer stack's forwarding variant lives in its own binary (OpenTelemetry 0.32):
+/// `$TRACELINK_LOAD_PEER`, or `benches/load-peer/target/release/tracelink-load-peer`.
+fn peer_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("TRACELINK_LOAD_PEER") {
+        return p.into();
+    }
     let exe = std::env::current_exe().expect("own path");
+    // target/release/tracelink-load → the workspace root is three levels up.
+    let root = exe
+        .ancestors()
+        .nth(3)
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    root.join("benches/load-peer/target/release/tracelink-load-peer")
+}
+
+fn spawn(variant: &str, core: u32, backend: Option<SocketAddr>) -> Server {
+    let exe = if variant == "peer-forward" {
+        let p = peer_binary();
+        assert!(
+            p.exists(),
+            "{} is missing: cargo build --release --manifest-path benches/load-peer/Cargo.toml",
+            p.display()
+        );
+        p
+    } else {
+        std::env::current_exe().expect("own path")
+    };
     let mut cmd = Command::new("taskset");
     cmd.arg("-c")
         .arg(core.to_string())
@@ -196,7 +226,9 @@ struct Measure {
 }
 
 async fn measure(variant: &str, o: &Options, ticks_per_s: f64) -> Measure {
-    let backend = (variant == "tracelink-forward").then(|| spawn("bare", 1, None));
+    let backend = variant
+        .ends_with("-forward")
+        .then(|| spawn("bare", 1, None));
     let server = spawn(variant, 0, backend.as_ref().map(|b| b.addr));
     let addr = server.addr;
     let pid = server.child.id();
