@@ -497,3 +497,89 @@ fn building_outside_a_runtime_is_an_error() {
         .unwrap_err();
     assert_eq!(e.kind(), tracelink_export::ExporterErrorKind::NoRuntime);
 }
+
+/// The child side of `sigkill_loses_only_what_was_in_memory`: spools 100 items against a dead
+/// endpoint, says so, and waits to be killed.
+fn spool_child(dir: &str, dead: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let exporter = builder(dead.parse().unwrap(), "unused")
+            .spool_dir(dir)
+            .build()
+            .unwrap();
+        for i in 0..100 {
+            exporter.sink().send(event(i));
+        }
+        exporter.flush().await.unwrap();
+        until("spooled", Duration::from_secs(10), || {
+            exporter.stats().spooled >= 100
+        })
+        .await;
+        println!("SPOOLED");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}
+
+/// Issue: exporter, point 6: a process killed with SIGKILL loses at most what was in memory;
+/// everything spooled is sent by the next process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_only_what_was_in_memory() {
+    if let (Ok(dir), Ok(dead)) = (
+        std::env::var("TRACELINK_SPOOL_CHILD"),
+        std::env::var("TRACELINK_DEAD"),
+    ) {
+        return tokio::task::spawn_blocking(move || spool_child(&dir, &dead))
+            .await
+            .unwrap();
+    }
+    let dir = temp_dir("sigkill");
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sigkill_loses_only_what_was_in_memory",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TRACELINK_SPOOL_CHILD", &dir)
+        .env("TRACELINK_DEAD", dead.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let spooled = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("SPOOLED"))
+    })
+    .await
+    .unwrap();
+    assert!(spooled, "the child spooled its items");
+    child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    child.wait().unwrap();
+    assert!(std::fs::read_dir(&dir).unwrap().count() > 0);
+
+    let stub = Stub::start(|_, _| ok()).await;
+    let next = builder(stub.addr, "unused")
+        .spool_dir(&dir)
+        .build()
+        .unwrap();
+    until(
+        "the killed process's items",
+        Duration::from_secs(10),
+        || stub.accepted_names().len() >= 100,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_exactly_once(&stub.accepted_names(), 100);
+    next.shutdown(Duration::from_secs(1)).await.unwrap();
+}
