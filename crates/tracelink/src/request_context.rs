@@ -40,6 +40,14 @@ pub fn app_id_item(value: &str) -> Option<&str> {
 
 /// The application id `X` of an `appId=cid-v1:X` item, when `X` is non-empty.
 pub fn app_id(value: &str) -> Option<&str> {
+    // Fast path: the form every SDK sends, the appId item first and untrimmed.
+    if let Some(rest) = value.strip_prefix("appId=cid-v1:") {
+        let end = rest.bytes().position(|b| b == b',').unwrap_or(rest.len());
+        let id = rest[..end].trim();
+        if !id.is_empty() && !id.contains('=') {
+            return Some(id);
+        }
+    }
     app_id_item(value)
         .and_then(|v| v.strip_prefix(CID_PREFIX))
         .filter(|x| !x.is_empty())
@@ -113,6 +121,9 @@ mod tests {
     #[test]
     fn spec_5_1_items_are_trimmed() {
         assert_eq!(app_id("appId=cid-v1:x"), Some("x"));
+        assert_eq!(app_id("appId=cid-v1:x ,roleName=y"), Some("x"));
+        // The first appId item decides, even when empty.
+        assert_eq!(app_id("appId=cid-v1:, appId=cid-v1:later"), None);
         assert_eq!(app_id(" appId = cid-v1:x ,roleName=y"), Some("x"));
         assert_eq!(app_id("APPID=cid-v1:x"), Some("x"));
         assert_eq!(app_id("appId=x"), None);
