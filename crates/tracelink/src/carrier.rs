@@ -78,22 +78,51 @@ pub struct CorrelationHeaders<'a> {
     pub correlation_context: Lines<'a>,
     /// `request-context`.
     pub request_context: Lines<'a>,
+    /// The first `tracestate` and `request-context` lines as the carrier holds them, so what
+    /// is kept of them can be shared, not copied.
+    #[cfg(feature = "http")]
+    pub(crate) tracestate_value: Option<&'a http::HeaderValue>,
+    #[cfg(feature = "http")]
+    pub(crate) request_context_value: Option<&'a http::HeaderValue>,
 }
 
 impl<'a> CorrelationHeaders<'a> {
+    /// The first `tracestate` value, when the carrier holds header values.
+    pub(crate) fn tracestate_value(&self) -> Option<&'a crate::received::Value> {
+        #[cfg(feature = "http")]
+        return self.tracestate_value;
+        #[cfg(not(feature = "http"))]
+        None
+    }
+
+    /// The first `request-context` value, when the carrier holds header values.
+    pub(crate) fn request_context_value(&self) -> Option<&'a crate::received::Value> {
+        #[cfg(feature = "http")]
+        return self.request_context_value;
+        #[cfg(not(feature = "http"))]
+        None
+    }
+
     /// Files a header line under its name, ignoring names that are not correlation headers.
     pub fn push(&mut self, name: &str, line: &'a str) {
+        if let Some(slot) = self.slot(name) {
+            slot.push(line);
+        }
+    }
+
+    /// The slot of a correlation header's name; `None` for other names, so a carrier can
+    /// skip decoding their values.
+    fn slot(&mut self, name: &str) -> Option<&mut Lines<'a>> {
         // Dispatch on the length first: most names of a request are none of ours.
-        let slot = match name.len() {
+        Some(match name.len() {
             7 if name == headers::BAGGAGE => &mut self.baggage,
             10 if name == headers::TRACESTATE => &mut self.tracestate,
             10 if name == headers::REQUEST_ID => &mut self.request_id,
             11 if name == headers::TRACEPARENT => &mut self.traceparent,
             15 if name == headers::REQUEST_CONTEXT => &mut self.request_context,
             19 if name == headers::CORRELATION_CONTEXT => &mut self.correlation_context,
-            _ => return,
-        };
-        slot.push(line);
+            _ => return None,
+        })
     }
 }
 
@@ -146,6 +175,14 @@ pub trait Injector: Extractor {
         self.set(name, value);
         true
     }
+
+    /// Like [`Injector::set_if_absent`], with a value tracelink already holds as an
+    /// [`http::HeaderValue`] (a received `tracestate`, the own `Request-Context`). The
+    /// default sets its text; carriers of `HeaderValue`s share it instead of copying.
+    #[cfg(feature = "http")]
+    fn set_value_if_absent(&mut self, name: &'static str, value: &http::HeaderValue) -> bool {
+        value.to_str().is_ok_and(|v| self.set_if_absent(name, v))
+    }
 }
 
 impl<T: Extractor + ?Sized> Extractor for &T {
@@ -187,16 +224,29 @@ mod http_impl {
 
     /// Our names as constants (no parsing, no allocation); other names parsed.
     fn name(name: &str) -> Option<HeaderName> {
-        Some(match name {
-            headers::TRACEPARENT => TRACEPARENT,
-            headers::TRACESTATE => TRACESTATE,
-            headers::BAGGAGE => BAGGAGE,
-            headers::TRACERESPONSE => TRACERESPONSE,
-            headers::REQUEST_ID => REQUEST_ID,
-            headers::CORRELATION_CONTEXT => CORRELATION_CONTEXT,
-            headers::REQUEST_CONTEXT => REQUEST_CONTEXT,
-            other => HeaderName::from_bytes(other.as_bytes()).ok()?,
+        // Dispatch on the length first: one comparison for each of ours.
+        Some(match name.len() {
+            7 if name == headers::BAGGAGE => BAGGAGE,
+            10 if name == headers::TRACESTATE => TRACESTATE,
+            10 if name == headers::REQUEST_ID => REQUEST_ID,
+            11 if name == headers::TRACEPARENT => TRACEPARENT,
+            13 if name == headers::TRACERESPONSE => TRACERESPONSE,
+            15 if name == headers::REQUEST_CONTEXT => REQUEST_CONTEXT,
+            19 if name == headers::CORRELATION_CONTEXT => CORRELATION_CONTEXT,
+            _ => HeaderName::from_bytes(name.as_bytes()).ok()?,
         })
+    }
+
+    /// Keeps the first `tracestate` and `request-context` value, to share what is kept of them.
+    fn keep_value<'a>(c: &mut CorrelationHeaders<'a>, name: &HeaderName, value: &'a HeaderValue) {
+        let slot = if *name == TRACESTATE {
+            &mut c.tracestate_value
+        } else if *name == REQUEST_CONTEXT {
+            &mut c.request_context_value
+        } else {
+            return;
+        };
+        slot.get_or_insert(value);
     }
 
     fn text(v: &HeaderValue) -> &str {
@@ -214,7 +264,11 @@ mod http_impl {
             let mut c = CorrelationHeaders::default();
             if self.len() <= SCAN_LIMIT {
                 for (name, value) in self {
-                    c.push(name.as_str(), text(value));
+                    // Only our values are decoded: most of a request's headers are not.
+                    if let Some(slot) = c.slot(name.as_str()) {
+                        slot.push(text(value));
+                        keep_value(&mut c, name, value);
+                    }
                 }
                 return c;
             }
@@ -228,6 +282,7 @@ mod http_impl {
             ] {
                 for v in HeaderMap::get_all(self, &n).iter().take(2) {
                     c.push(n.as_str(), text(v));
+                    keep_value(&mut c, &n, v);
                 }
             }
             c
@@ -257,6 +312,19 @@ mod http_impl {
                     }
                     Err(_) => false,
                 },
+                http::header::Entry::Occupied(_) => false,
+            }
+        }
+
+        fn set_value_if_absent(&mut self, name: &'static str, value: &HeaderValue) -> bool {
+            let Some(n) = self::name(name) else {
+                return false;
+            };
+            match self.entry(n) {
+                http::header::Entry::Vacant(slot) => {
+                    slot.insert(value.clone());
+                    true
+                }
                 http::header::Entry::Occupied(_) => false,
             }
         }

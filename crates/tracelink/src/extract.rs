@@ -35,6 +35,7 @@ use crate::correlation::{Correlation, ItemId, Operation};
 use crate::correlation_context;
 use crate::id::{SpanId, TraceId};
 use crate::propagation::{Propagation, PropagationMode};
+use crate::received::{self, Received, offset_in};
 use crate::request_context::{self, CID_PREFIX};
 use crate::request_id;
 use crate::sampling::SamplingDecision;
@@ -64,7 +65,7 @@ pub struct Incoming {
     trace_state: Option<TraceState>,
     baggage: Baggage,
     legacy_root_id: Option<Box<str>>,
-    source: Option<Box<str>>,
+    source: Option<Received>,
     origin: Origin,
 }
 
@@ -91,7 +92,7 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
             // An absent or invalid tracestate is simply not forwarded.
             trace_state: match (h.tracestate.first, h.tracestate.more) {
                 (None, _) => None,
-                (Some(line), false) => TraceState::parse(line).ok(),
+                (Some(line), false) => trace_state(line, h.tracestate_value()),
                 (Some(_), true) => {
                     TraceState::parse_lines(lines(h.tracestate, headers::TRACESTATE)).ok()
                 }
@@ -133,16 +134,33 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
         };
         incoming.source = src
             .iter()
-            .find_map(|v| request_context::app_id(v))
-            .filter(|x| Some(*x) != own)
-            .map(|x| {
-                let mut s = String::with_capacity(CID_PREFIX.len() + x.len());
-                s.push_str(CID_PREFIX);
-                s.push_str(x);
-                s.into_boxed_str()
-            });
+            .find_map(|line| Some((*line, request_context::app_id(line)?)))
+            .filter(|(_, x)| Some(*x) != own)
+            .map(|(line, x)| source(line, x, h.request_context_value()));
     }
     incoming
+}
+
+/// `cid-v1:<id>` for an id found in a `Request-Context` line: shared with the received value
+/// when it is written that way there (as every SDK writes it), else built.
+fn source(line: &str, id: &str, value: Option<&received::Value>) -> Received {
+    let cid = offset_in(line.as_bytes(), id.as_bytes())
+        .and_then(|at| line.get(at.checked_sub(CID_PREFIX.len())?..at + id.len()))
+        .filter(|cid| cid.starts_with(CID_PREFIX));
+    match cid {
+        Some(cid) => Received::within(value, cid),
+        None => Received::Owned(format!("{CID_PREFIX}{id}").into_boxed_str()),
+    }
+}
+
+/// A single `tracestate` line, shared with the carrier when it holds a `HeaderValue`.
+fn trace_state(line: &str, value: Option<&received::Value>) -> Option<TraceState> {
+    #[cfg(feature = "http")]
+    if let Some(v) = value {
+        return TraceState::from_header_value(v).ok();
+    }
+    let _ = value;
+    TraceState::parse(line).ok()
 }
 
 fn from_request_id(lines: Lines<'_>) -> Incoming {
@@ -210,7 +228,7 @@ impl Incoming {
 
     /// `cid-v1:<caller appId>` when the caller is another application (SPEC 2.9).
     pub fn source(&self) -> Option<&str> {
-        self.source.as_deref()
+        self.source.as_ref().map(Received::as_str)
     }
 
     /// Which SPEC 2 row applied.
@@ -425,6 +443,31 @@ mod tests {
         assert_eq!(
             ex(&[(headers::REQUEST_CONTEXT, "appId=cid-v1:")]).source(),
             None
+        );
+        // Shared with the received value or built: the same text either way, in every form.
+        for (line, want) in [
+            ("roleName=a, appId = cid-v1:caller ", "cid-v1:caller"),
+            ("appId=cid-v1:  spaced", "cid-v1:spaced"),
+            (" APPID=cid-v1:x,appId=cid-v1:y", "cid-v1:x"),
+        ] {
+            assert_eq!(ex(&[(headers::REQUEST_CONTEXT, line)]).source(), Some(want));
+            let mut map = std::collections::HashMap::new();
+            map.insert(headers::REQUEST_CONTEXT.to_owned(), line.to_owned());
+            assert_eq!(extract(&map, &Propagation::default()).source(), Some(want));
+        }
+        // Several lines: the first appId wins, from whichever line holds it.
+        let mut h = HeaderMap::new();
+        h.append(
+            headers::REQUEST_CONTEXT,
+            HeaderValue::from_static("roleName=a"),
+        );
+        h.append(
+            headers::REQUEST_CONTEXT,
+            HeaderValue::from_static("appId=cid-v1:second"),
+        );
+        assert_eq!(
+            extract(&h, &Propagation::default()).source(),
+            Some("cid-v1:second")
         );
     }
 

@@ -23,27 +23,56 @@ const HEX_VALUE: [u8; 256] = {
     t
 };
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+/// The two lower-case hex digits of every byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX_DIGITS[i >> 4], HEX_DIGITS[i & 0xf]];
+        i += 1;
+    }
+    t
+};
 
-/// Parses lower-case hex into a number (at most 32 digits). `None` on any other byte.
+/// Parses at most 16 lower-case hex digits. `None` on any other byte.
 #[inline]
-pub(crate) fn parse_lower_hex(s: &[u8]) -> Option<u128> {
-    let mut acc: u128 = 0;
+fn parse_lower_hex_u64(s: &[u8]) -> Option<u64> {
+    let mut acc: u64 = 0;
     let mut bad = 0u8;
     for &b in s {
         let v = HEX_VALUE[b as usize];
         bad |= v;
-        acc = (acc << 4) | u128::from(v & 0x0f);
+        acc = (acc << 4) | u64::from(v & 0x0f);
     }
     // Any invalid byte has its high bit set; valid digits never do.
     (bad & 0x80 == 0).then_some(acc)
 }
 
-/// Writes `value` as `out.len()` lower-case hex digits (the low bits of `value`).
+/// Parses lower-case hex into a number (at most 32 digits). `None` on any other byte.
 #[inline]
-pub(crate) fn write_lower_hex(mut value: u128, out: &mut [u8]) {
-    for b in out.iter_mut().rev() {
-        *b = HEX_DIGITS[(value & 0xf) as usize];
-        value >>= 4;
+pub(crate) fn parse_lower_hex(s: &[u8]) -> Option<u128> {
+    debug_assert!(s.len() <= 32);
+    // In 64-bit halves: u128 shifts cost twice as much.
+    let (hi, lo) = s.split_at(s.len().saturating_sub(16));
+    let shift = 4 * lo.len() as u32;
+    let (hi, lo) = (parse_lower_hex_u64(hi)?, parse_lower_hex_u64(lo)?);
+    Some((u128::from(hi) << shift) | u128::from(lo))
+}
+
+/// Writes `value` as `out.len()` (at most 32) lower-case hex digits (the low bits of `value`).
+#[inline]
+pub(crate) fn write_lower_hex(value: u128, out: &mut [u8]) {
+    debug_assert!(out.len() <= 32);
+    let bytes = value.to_be_bytes();
+    let mut byte = bytes.len();
+    // Two digits per byte, from the end; an odd length ends with one nibble.
+    let mut pairs = out.rchunks_exact_mut(2);
+    for pair in &mut pairs {
+        byte -= 1;
+        pair.copy_from_slice(&HEX_PAIRS[bytes[byte] as usize]);
+    }
+    if let [digit] = pairs.into_remainder() {
+        *digit = HEX_DIGITS[(bytes[byte - 1] & 0x0f) as usize];
     }
 }
 
@@ -318,6 +347,19 @@ mod tests {
         fn span_id_round_trips(v in 1u64..) {
             let id = SpanId::from_u64(v).unwrap();
             prop_assert_eq!(SpanId::parse_hex(&id.to_string()).unwrap(), id);
+        }
+
+        #[test]
+        fn hex_agrees_with_std(v: u128, len in 0usize..=32) {
+            let mut out = [0u8; 32];
+            write_lower_hex(v, &mut out[..len]);
+            let full = format!("{v:032x}");
+            let want = &full[32 - len..];
+            prop_assert_eq!(core::str::from_utf8(&out[..len]).unwrap(), want);
+            let low = if len == 32 { v } else { v & ((1u128 << (4 * len)) - 1) };
+            prop_assert_eq!(parse_lower_hex(want.as_bytes()), Some(low));
+            let upper = want.to_ascii_uppercase();
+            prop_assert_eq!(parse_lower_hex(upper.as_bytes()).is_none(), upper != want);
         }
 
         #[test]

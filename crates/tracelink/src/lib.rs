@@ -82,6 +82,7 @@ mod id;
 pub mod id_source;
 pub mod model;
 pub mod propagation;
+mod received;
 pub mod request_context;
 pub mod request_id;
 mod rng;

@@ -39,6 +39,7 @@ use crate::correlation_context;
 use crate::hosts::HostFilter;
 use crate::request_context::{self, AppId};
 use crate::request_id;
+use crate::tracestate::TraceState;
 
 /// Which id scheme and headers are used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -143,9 +144,9 @@ impl Propagation {
         if self.mode != PropagationMode::Hierarchical
             && let Some(tp) = dependency.traceparent()
             && carrier.set_if_absent(headers::TRACEPARENT, &tp.to_header())
-            && let Some(ts) = dependency.trace_state().and_then(|t| t.for_propagation())
+            && let Some(ts) = dependency.trace_state()
         {
-            carrier.set_if_absent(headers::TRACESTATE, &ts);
+            inject_trace_state(ts, carrier);
         }
         match (
             self.mode,
@@ -190,9 +191,26 @@ impl Propagation {
     }
 }
 
+/// SPEC 3.2: the tracestate, shortened to 512 chars, never empty; a received value that is
+/// sent unchanged is shared, not copied.
+fn inject_trace_state<I: Injector + ?Sized>(ts: &TraceState, carrier: &mut I) {
+    #[cfg(feature = "http")]
+    if let Some(v) = ts.shared_header_value() {
+        carrier.set_value_if_absent(headers::TRACESTATE, v);
+        return;
+    }
+    if let Some(v) = ts.for_propagation() {
+        carrier.set_if_absent(headers::TRACESTATE, &v);
+    }
+}
+
 /// SPEC 5.3: add `appId=cid-v1:<own>` unless an `appId` item is already there.
 fn inject_request_context<I: Injector + ?Sized>(own: &AppId, carrier: &mut I) {
-    if carrier.set_if_absent(headers::REQUEST_CONTEXT, own.header_value()) {
+    #[cfg(feature = "http")]
+    let set = carrier.set_value_if_absent(headers::REQUEST_CONTEXT, own.http_value());
+    #[cfg(not(feature = "http"))]
+    let set = carrier.set_if_absent(headers::REQUEST_CONTEXT, own.header_value());
+    if set {
         return;
     }
     let existing = carrier.get(headers::REQUEST_CONTEXT).map(str::to_owned);

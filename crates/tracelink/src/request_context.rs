@@ -61,6 +61,9 @@ pub fn app_id(value: &str) -> Option<&str> {
 pub struct AppId {
     /// `appId=cid-v1:<id>`; the id starts at byte 13.
     header: Box<str>,
+    /// The same, ready to be shared by every outgoing call and response.
+    #[cfg(feature = "http")]
+    value: http::HeaderValue,
 }
 
 const HEADER_PREFIX: &str = "appId=cid-v1:";
@@ -80,8 +83,13 @@ impl AppId {
             return Err(ParseError::new("appId", ParseErrorKind::InvalidCharacter));
         }
         let id = &id[..id.len().min(MAX_CID_LEN - CID_PREFIX.len())];
+        let header = format!("{HEADER_PREFIX}{id}").into_boxed_str();
         Ok(Self {
-            header: format!("{HEADER_PREFIX}{id}").into_boxed_str(),
+            // Printable ASCII, checked above: always a valid header value.
+            #[cfg(feature = "http")]
+            value: http::HeaderValue::from_str(&header)
+                .map_err(|_| ParseError::new("appId", ParseErrorKind::InvalidCharacter))?,
+            header,
         })
     }
 
@@ -98,6 +106,18 @@ impl AppId {
     /// `appId=cid-v1:<id>`, the `Request-Context` value to send (SPEC 5.3, 5.4).
     pub fn header_value(&self) -> &str {
         &self.header
+    }
+
+    /// [`AppId::header_value`] as an [`http::HeaderValue`], built once: cloning it shares
+    /// the bytes.
+    ///
+    /// ```
+    /// let own = tracelink::AppId::new("f0e1d2c3").unwrap();
+    /// assert_eq!(own.http_value(), "appId=cid-v1:f0e1d2c3");
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http_value(&self) -> &http::HeaderValue {
+        &self.value
     }
 }
 

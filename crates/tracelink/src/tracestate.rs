@@ -23,6 +23,7 @@ use core::str::FromStr;
 use std::borrow::Cow;
 
 use crate::error::{ParseError, ParseErrorKind};
+use crate::received::Received;
 
 const NAME: &str = "tracestate";
 /// Most members a tracestate may have.
@@ -35,8 +36,12 @@ fn err(kind: ParseErrorKind) -> ParseError {
 }
 
 /// A valid tracestate, normalized to its members joined by `,`.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct TraceState(Box<str>);
+///
+/// With the `http` feature, a header line that arrives already normalized (the common case)
+/// is kept as the [`http::HeaderValue`] it came in, sharing its bytes: extraction copies
+/// nothing and injection sends the same value ([`TraceState::from_header_value`]).
+#[derive(Clone)]
+pub struct TraceState(Received);
 
 const KEY: u8 = 1;
 const VALUE: u8 = 2;
@@ -64,10 +69,127 @@ fn is_key_char(c: u8) -> bool {
     CLASS[c as usize] & KEY != 0
 }
 
+/// Length of the run of value bytes (SPEC 3.2: 0x20-0x7E except `,` and `=`) at the start of
+/// `b`. Eight bytes at a time while they are all value bytes, then one at a time.
+fn value_run(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether a byte of `w` is zero (exact as a whole-word test).
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(bytes);
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
+        let del_or_high = (w | w.wrapping_add(ONES)) & HIGH != 0;
+        if below_space || del_or_high || has_zero(w ^ (ONES * 0x2c)) || has_zero(w ^ (ONES * 0x3d))
+        {
+            break;
+        }
+        i += 8;
+    }
+    while i < b.len() && CLASS[b[i] as usize] & VALUE != 0 {
+        i += 1;
+    }
+    i
+}
+
+/// Whether `b` is a valid tracestate in normalized form: members `key=value` joined by `,`,
+/// no white space around them, no empty member (SPEC 3.2). `false` is no verdict: the full
+/// parser decides (it normalizes white space and reports what is wrong).
+fn is_normalized(b: &[u8]) -> bool {
+    // (start, end) of each key in `b`; at most 32 members of at most 514 bytes: fits u16.
+    let mut keys = [(0u16, 0u16); MAX_MEMBERS];
+    let mut n = 0usize;
+    let mut i = 0usize;
+    loop {
+        let key_start = i;
+        match b.get(i) {
+            Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() => i += 1,
+            _ => return false,
+        }
+        while i < b.len() && is_key_char(b[i]) {
+            i += 1;
+        }
+        let key_end = i;
+        if key_end - key_start > 256 || b.get(i) != Some(&b'=') {
+            return false;
+        }
+        i += 1;
+        let value_start = i;
+        i += value_run(&b[i..]);
+        let value_len = i - value_start;
+        if value_len == 0 || value_len > 256 || b[i - 1] == b' ' || n == MAX_MEMBERS {
+            return false;
+        }
+        let key = &b[key_start..key_end];
+        if keys[..n]
+            .iter()
+            .any(|&(s, e)| &b[s as usize..e as usize] == key)
+        {
+            return false;
+        }
+        keys[n] = (key_start as u16, key_end as u16);
+        n += 1;
+        match b.get(i) {
+            None => return true,
+            Some(b',') => i += 1,
+            Some(_) => return false,
+        }
+    }
+}
+
 impl TraceState {
     /// Parses one header line. Allocates once, for the result.
     pub fn parse(value: &str) -> Result<Self, ParseError> {
+        if is_normalized(value.as_bytes()) {
+            return Ok(Self(Received::owned(value)));
+        }
         Self::parse_into([value].into_iter(), String::with_capacity(value.len()))
+    }
+
+    /// Parses one header line held as an [`http::HeaderValue`]. A line that is normalized
+    /// already is kept as that value, sharing its bytes (no copy, and injection sends it as
+    /// is); others are normalized like [`TraceState::parse`] does.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use tracelink::TraceState;
+    ///
+    /// let v = HeaderValue::from_static("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+    /// let ts = TraceState::from_header_value(&v).unwrap();
+    /// assert_eq!(ts.to_header_value().unwrap(), v);
+    /// let spaced = HeaderValue::from_static("congo=t61rcWkgMzE , rojo=00f067aa0ba902b7");
+    /// assert_eq!(TraceState::from_header_value(&spaced).unwrap(), ts);
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn from_header_value(value: &http::HeaderValue) -> Result<Self, ParseError> {
+        if is_normalized(value.as_bytes()) {
+            return Ok(Self(Received::shared(value, 0..value.len())));
+        }
+        let text = value
+            .to_str()
+            .map_err(|_| err(ParseErrorKind::InvalidCharacter))?;
+        Self::parse_into([text].into_iter(), String::with_capacity(text.len()))
+    }
+
+    /// The value to send as an [`http::HeaderValue`] ([`TraceState::for_propagation`]): the
+    /// received value itself when it is sent unchanged, else a new one.
+    #[cfg(feature = "http")]
+    pub fn to_header_value(&self) -> Option<http::HeaderValue> {
+        match self.shared_header_value() {
+            Some(v) => Some(v.clone()),
+            None => http::HeaderValue::from_str(&self.for_propagation()?).ok(),
+        }
+    }
+
+    /// The received header value, when it is sent unchanged: shared instead of copied.
+    #[cfg(feature = "http")]
+    pub(crate) fn shared_header_value(&self) -> Option<&http::HeaderValue> {
+        self.0
+            .whole_value()
+            .filter(|v| v.len() <= MAX_PROPAGATED_LEN)
     }
 
     /// Parses all header lines, joined with `,` (SPEC 3.2). Allocates once, for the result.
@@ -162,17 +284,17 @@ impl TraceState {
         if n == 0 {
             return Err(err(ParseErrorKind::Empty));
         }
-        Ok(Self(out.into_boxed_str()))
+        Ok(Self(Received::Owned(out.into_boxed_str())))
     }
 
     /// The members joined by `,`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// The members in order, as `(key, value)`.
     pub fn members(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.split(',').filter_map(|m| m.split_once('='))
+        self.as_str().split(',').filter_map(|m| m.split_once('='))
     }
 
     /// The value of `key`.
@@ -193,11 +315,12 @@ impl TraceState {
     /// assert_eq!(ts.for_propagation().unwrap(), format!("a=1,big={x},b=2,c=3"));
     /// ```
     pub fn for_propagation(&self) -> Option<Cow<'_, str>> {
-        if self.0.len() <= MAX_PROPAGATED_LEN {
-            return Some(Cow::Borrowed(&self.0));
+        let all = self.as_str();
+        if all.len() <= MAX_PROPAGATED_LEN {
+            return Some(Cow::Borrowed(all));
         }
-        let mut members: Vec<&str> = self.0.split(',').collect();
-        let mut len = self.0.len();
+        let mut members: Vec<&str> = all.split(',').collect();
+        let mut len = all.len();
         while len > MAX_PROPAGATED_LEN {
             let (i, m) = members
                 .iter()
@@ -219,15 +342,29 @@ impl FromStr for TraceState {
     }
 }
 
+impl PartialEq for TraceState {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TraceState {}
+
+impl core::hash::Hash for TraceState {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
 impl fmt::Display for TraceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for TraceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TraceState({:?})", &*self.0)
+        write!(f, "TraceState({:?})", self.as_str())
     }
 }
 
@@ -312,10 +449,52 @@ mod tests {
         assert!(out.split(',').all(|m| members.contains(&m.to_string())));
     }
 
+    #[cfg(feature = "http")]
+    #[test]
+    fn spec_3_2_header_values_are_shared_when_normalized() {
+        use http::HeaderValue;
+        let v = HeaderValue::from_static("a=1,b=2");
+        let ts = TraceState::from_header_value(&v).unwrap();
+        assert!(ts.shared_header_value().is_some());
+        assert_eq!(ts.get("b"), Some("2"));
+        // White space is normalized away, invalid bytes and grammar are errors.
+        let ts = TraceState::from_header_value(&HeaderValue::from_static(" a=1 ,b=2")).unwrap();
+        assert!(ts.shared_header_value().is_none());
+        assert_eq!(ts.to_header_value().unwrap(), "a=1,b=2");
+        assert!(
+            TraceState::from_header_value(&HeaderValue::from_bytes(b"a=\xff").unwrap()).is_err()
+        );
+        assert!(TraceState::from_header_value(&HeaderValue::from_static("a=1,a=2")).is_err());
+        // Longer than 512: shortened, not shared.
+        let x = "x".repeat(256);
+        let long = HeaderValue::from_str(&format!("a=1,big={x},b=2,big2={x}")).unwrap();
+        let ts = TraceState::from_header_value(&long).unwrap();
+        assert_eq!(
+            ts.to_header_value().unwrap(),
+            format!("a=1,big={x},b=2").as_str()
+        );
+        assert!(ts.shared_header_value().is_none());
+    }
+
     proptest! {
         #[test]
         fn never_panics(lines in proptest::collection::vec("\\PC{0,300}", 0..4)) {
             let _ = TraceState::parse_lines(lines.iter().map(String::as_str));
+        }
+
+        #[test]
+        fn value_run_agrees_with_the_class_table(b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let want = b.iter().take_while(|&&c| CLASS[c as usize] & VALUE != 0).count();
+            prop_assert_eq!(value_run(&b), want);
+        }
+
+        #[test]
+        fn fast_path_agrees_with_full_parser(line in "[a-z0-9=, \t@*/_-]{0,40}|[ -~]{0,40}") {
+            let full = TraceState::parse_into([line.as_str()].into_iter(), String::new());
+            if is_normalized(line.as_bytes()) {
+                prop_assert_eq!(full.as_ref().map(|t| t.as_str()), Ok(line.as_str()));
+            }
+            prop_assert_eq!(TraceState::parse(&line), full);
         }
 
         #[test]

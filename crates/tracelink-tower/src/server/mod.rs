@@ -187,9 +187,7 @@ impl<M, C> CorrelationLayer<M, C> {
     /// is also answered in `Request-Context` (SPEC 5.4).
     pub fn propagation(mut self, propagation: Propagation) -> Self {
         let c = self.config_mut();
-        c.request_context = propagation
-            .own_app_id()
-            .and_then(|a| HeaderValue::from_str(a.header_value()).ok());
+        c.request_context = propagation.own_app_id().map(|a| a.http_value().clone());
         c.propagation = propagation;
         self
     }
