@@ -360,94 +360,143 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let start = Instant::now();
-        let (mut parts, body) = req.into_parts();
-        if parts.extensions.get::<Correlation>().is_some() {
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        if req.extensions().get::<Correlation>().is_some() {
             // An outer layer owns this request: no second item (DESIGN invariant 2).
             return ResponseFuture {
-                inner: Scoped::new(self.inner.call(Request::from_parts(parts, body)), None),
+                inner: Scoped::new(self.inner.call(req), None),
                 state: None,
                 span: None,
             };
         }
         let cfg = &self.config;
-        let incoming = extract::extract(&parts.headers, &cfg.propagation);
-        let record = cfg.filter.as_ref().is_none_or(|f| f(&parts));
+        let incoming = extract::extract(req.headers(), &cfg.propagation);
+        let record = match &cfg.filter {
+            None => true,
+            Some(f) => {
+                let (r, keep) = with_head(req, |parts| f(parts));
+                req = r;
+                keep
+            }
+        };
         let sampling = if record {
             cfg.sink.sampling(incoming.trace_id())
         } else {
             SamplingDecision::new(100.0, false)
         };
         // DESIGN invariant 4: an unsampled request costs propagation only. It records no item,
-        // nor do its children, so it needs no name (unless a span is made for it).
-        let named = sampling.is_sampled() || cfg.id_source.is_some();
-        let name = if named {
-            self.make_name.make_name(&parts)
+        // nor do its children, so it needs no name, no clock and no look at its head (unless
+        // a span is made for it or users are tracked).
+        let full = sampling.is_sampled() || cfg.id_source.is_some() || cfg.track_users;
+        let prepared = if full {
+            let (r, prepared) = with_head(req, |parts| {
+                prepare(cfg, &mut self.make_name, parts, incoming, sampling)
+            });
+            req = r;
+            prepared
         } else {
-            String::new()
-        };
-        let op_name = named.then_some(name.as_str());
-        let source = if sampling.is_sampled() {
-            incoming.source().map(str::to_owned)
-        } else {
-            None
-        };
-        let (span, id) = request_span(cfg, &name, &incoming);
-        let correlation = match id {
-            Some(id) => incoming.into_request_with_id(&cfg.propagation, sampling, op_name, id),
-            None => incoming.into_request(&cfg.propagation, sampling, op_name),
-        };
-        parts.extensions.insert(correlation.clone());
-
-        let scheme = parts
-            .uri
-            .scheme_str()
-            .and_then(|s| match s {
-                "https" => Some("https"),
-                "http" => Some("http"),
-                _ => None,
-            })
-            .or_else(|| client_addr::forwarded_proto(&parts, &cfg.trusted))
-            .unwrap_or(cfg.default_scheme);
-        let tracked = cfg
-            .track_users
-            .then(|| user_tracking::track(&parts.headers, scheme == "https", SystemTime::now()));
-        let recorder = correlation.is_sampled().then(|| {
-            Recorder::start(
-                cfg,
-                &correlation,
-                &parts,
-                name,
-                source,
-                scheme,
-                tracked.as_ref(),
-                start,
-            )
-        });
-        let set_cookies = tracked.map(|t| t.set_cookies).unwrap_or_default();
-        let traceresponse = if cfg.traceresponse {
-            correlation
-                .traceparent()
-                .and_then(|tp| HeaderValue::from_str(&tp.to_header()).ok())
-        } else {
-            None
+            let correlation = incoming.into_request(&cfg.propagation, sampling, None);
+            req.extensions_mut().insert(correlation.clone());
+            Prepared {
+                correlation,
+                recorder: None,
+                set_cookies: Vec::new(),
+                span: None,
+            }
         };
         let inner = {
-            let _entered = enter(&span);
-            self.inner.call(Request::from_parts(parts, body))
+            let _entered = enter(&prepared.span);
+            self.inner.call(req)
         };
         ResponseFuture {
-            inner: Scoped::new(inner, Some(correlation)),
+            inner: Scoped::new(inner, Some(prepared.correlation)),
             state: Some(State {
-                recorder,
+                recorder: prepared.recorder,
                 classify: self.classify.clone(),
                 config: Arc::clone(&self.config),
-                traceresponse,
-                set_cookies,
+                set_cookies: prepared.set_cookies,
             }),
-            span,
+            span: prepared.span,
         }
+    }
+}
+
+/// Runs `f` on the request's head (`http` lends `Parts` out only by value).
+fn with_head<B, R>(req: Request<B>, f: impl FnOnce(&mut Parts) -> R) -> (Request<B>, R) {
+    let (mut parts, body) = req.into_parts();
+    let out = f(&mut parts);
+    (Request::from_parts(parts, body), out)
+}
+
+/// What a recorded (or span-carrying, or user-tracked) request starts with.
+struct Prepared {
+    correlation: Correlation,
+    recorder: Option<Box<Recorder>>,
+    set_cookies: Vec<String>,
+    span: RequestSpan,
+}
+
+/// The context, span, user tracking and Request item of a request that needs its head.
+fn prepare<M: MakeName>(
+    cfg: &Config,
+    make_name: &mut M,
+    parts: &mut Parts,
+    incoming: extract::Incoming,
+    sampling: SamplingDecision,
+) -> Prepared {
+    // The duration starts here, once the layer has decided to record (a few hundred
+    // nanoseconds after the request reached it).
+    let start = Instant::now();
+    let named = sampling.is_sampled() || cfg.id_source.is_some();
+    let name = if named {
+        make_name.make_name(parts)
+    } else {
+        String::new()
+    };
+    let op_name = named.then_some(name.as_str());
+    let source = if sampling.is_sampled() {
+        incoming.source().map(str::to_owned)
+    } else {
+        None
+    };
+    let (span, id) = request_span(cfg, &name, &incoming);
+    let correlation = match id {
+        Some(id) => incoming.into_request_with_id(&cfg.propagation, sampling, op_name, id),
+        None => incoming.into_request(&cfg.propagation, sampling, op_name),
+    };
+    parts.extensions.insert(correlation.clone());
+    let scheme = parts
+        .uri
+        .scheme_str()
+        .and_then(|s| match s {
+            "https" => Some("https"),
+            "http" => Some("http"),
+            _ => None,
+        })
+        .or_else(|| client_addr::forwarded_proto(parts, &cfg.trusted))
+        .unwrap_or(cfg.default_scheme);
+    let tracked = cfg
+        .track_users
+        .then(|| user_tracking::track(&parts.headers, scheme == "https", SystemTime::now()));
+    // Boxed: the futures and bodies that carry it are moved several times per request, and
+    // an unsampled request should not move a Request item's worth of empty bytes.
+    let recorder = correlation.is_sampled().then(|| {
+        Box::new(Recorder::start(
+            cfg,
+            &correlation,
+            parts,
+            name,
+            source,
+            scheme,
+            tracked.as_ref(),
+            start,
+        ))
+    });
+    Prepared {
+        correlation,
+        recorder,
+        set_cookies: tracked.map(|t| t.set_cookies).unwrap_or_default(),
+        span,
     }
 }
 
@@ -482,10 +531,9 @@ fn request_span(
 }
 
 struct State<C> {
-    recorder: Option<Recorder>,
+    recorder: Option<Box<Recorder>>,
     classify: C,
     config: Arc<Config>,
-    traceresponse: Option<HeaderValue>,
     set_cookies: Vec<String>,
 }
 
@@ -541,7 +589,8 @@ where
             }
         };
         let (mut parts, body) = res.into_parts();
-        answer_headers(&mut parts.headers, &state);
+        let correlation = this.inner.as_ref().get_ref().correlation();
+        answer_headers(&mut parts.headers, &state, correlation);
         let mut recorder = state.recorder.take();
         if let Some(rec) = &mut recorder {
             rec.response(
@@ -559,7 +608,7 @@ where
 }
 
 /// SPEC 5.4: `Request-Context` and `Access-Control-Expose-Headers`; `traceresponse`; cookies.
-fn answer_headers<C>(h: &mut HeaderMap, state: &State<C>) {
+fn answer_headers<C>(h: &mut HeaderMap, state: &State<C>, correlation: Option<&Correlation>) {
     if let Some(rc) = &state.config.request_context {
         h.entry(REQUEST_CONTEXT).or_insert_with(|| rc.clone());
         let exposed = h
@@ -575,8 +624,11 @@ fn answer_headers<C>(h: &mut HeaderMap, state: &State<C>) {
             );
         }
     }
-    if let Some(tr) = &state.traceresponse {
-        h.entry(TRACERESPONSE).or_insert_with(|| tr.clone());
+    if state.config.traceresponse
+        && let Some(tp) = correlation.and_then(Correlation::traceparent)
+        && let Ok(v) = HeaderValue::from_str(&tp.to_header())
+    {
+        h.entry(TRACERESPONSE).or_insert(v);
     }
     for c in &state.set_cookies {
         if let Ok(v) = HeaderValue::from_str(c) {
@@ -739,14 +791,14 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        recorder: Option<Recorder>,
+        recorder: Option<Box<Recorder>>,
         // Ends with the body, like the Request item.
         span: RequestSpan,
     }
 }
 
 impl<B: Body> ResponseBody<B> {
-    fn new(inner: B, mut recorder: Option<Recorder>, span: RequestSpan) -> Self {
+    fn new(inner: B, mut recorder: Option<Box<Recorder>>, span: RequestSpan) -> Self {
         if inner.is_end_stream()
             && let Some(mut rec) = recorder.take()
         {
