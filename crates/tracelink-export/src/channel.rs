@@ -312,6 +312,9 @@ impl Sender {
     }
 }
 
+/// Most items the worker takes from the queue at once.
+const RECV_BATCH: usize = 64;
+
 pub(crate) struct Worker {
     pub(crate) items: mpsc::Receiver<Telemetry>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
@@ -358,8 +361,21 @@ impl Worker {
         let mut deadline: Option<Instant> = None;
         let mut evaluate = tokio::time::interval(Duration::from_secs(1));
         evaluate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // Items are taken up to RECV_BATCH at a time, and the flush timer is one timer reset
+        // when a batch starts (not a new timer per item): per item, the worker does little
+        // more than encode it.
+        let mut received = Vec::with_capacity(RECV_BATCH);
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        let mut open = true;
         loop {
-            let sleep = deadline.map(|d| tokio::time::sleep_until(d.into()));
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    sleep.as_mut().reset(d.into());
+                }
+                armed = deadline;
+            }
             tokio::select! {
                 biased;
                 ctl = self.control.recv() => match ctl {
@@ -385,14 +401,18 @@ impl Worker {
                         return;
                     }
                 },
-                item = self.items.recv() => match item {
-                    Some(item) => self.accept(item, &mut deadline),
-                    None => {
+                n = self.items.recv_many(&mut received, RECV_BATCH), if open => {
+                    if n == 0 {
+                        // Closed: every sender is gone; wait for the control channel.
+                        open = false;
                         self.dispatch(&mut deadline);
                         deadline = None;
                     }
-                },
-                _ = async { sleep.unwrap().await }, if deadline.is_some() => self.dispatch(&mut deadline),
+                    for item in received.drain(..) {
+                        self.accept(item, &mut deadline);
+                    }
+                }
+                _ = &mut sleep, if deadline.is_some() => self.dispatch(&mut deadline),
                 _ = evaluate.tick() => {
                     if let Some(pct) = self.sampler.evaluate(Instant::now()) {
                         tracing::debug!(target: "tracelink_export", percentage = pct, "adaptive sampling changed");

@@ -232,7 +232,11 @@ pub fn map_span(s: &SpanData, operation_name: Option<String>) -> Vec<Telemetry> 
         r.name = request_name(s);
         r.url = url(a, true).unwrap_or_default();
         r.duration = duration(s);
-        r.response_code = status.map_or_else(|| "0".to_owned(), |c| c.to_string());
+        r.response_code = match status {
+            Some(c) => u16::try_from(c)
+                .map_or_else(|_| c.to_string().into(), tracelink::model::status_code),
+            None => "0".into(),
+        };
         r.success = success(s, status, true);
         Telemetry::new(r)
     } else {

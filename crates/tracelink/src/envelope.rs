@@ -79,12 +79,32 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// Whether any of the eight bytes of `w` needs escaping: below 0x20, `"` or `\`.
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte is zero / below n: exact as whole-word tests (bytes >= 0x80 never match).
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
+    below_space || has_zero(w ^ (ONES * u64::from(b'"'))) || has_zero(w ^ (ONES * u64::from(b'\\')))
+}
+
 /// Appends JSON string contents (no quotes): `"`, `\` and control characters escaped.
 fn escape_into(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
+    // Most text needs no escaping: skip it eight bytes at a time.
+    let mut clean = 0;
+    for chunk in b.chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        if word_needs_escape(u64::from_le_bytes(w)) {
+            break;
+        }
+        clean += 8;
+    }
     let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
+    for (i, &c) in b.iter().enumerate().skip(clean) {
         if !NEEDS_ESCAPE[usize::from(c)] {
             continue;
         }
@@ -552,7 +572,7 @@ fn read_data(base_type: &str, b: &mut Map<String, Value>) -> Result<TelemetryDat
             name: text(b, "name"),
             url: text(b, "url"),
             duration: duration(b, "baseData.duration")?,
-            response_code: required(b, "responseCode", "baseData.responseCode")?,
+            response_code: required(b, "responseCode", "baseData.responseCode")?.into(),
             success: boolean(b, "success")
                 .ok_or_else(|| EnvelopeError::missing("baseData.success"))?,
             source: text(b, "source"),
@@ -839,7 +859,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_special_byte_is_escaped_at_every_position() {
+        for c in (0u8..0x20).chain([b'"', b'\\']) {
+            for at in 0..17 {
+                let mut s = "abcdefghijklmnopq".to_owned().into_bytes();
+                s[at] = c;
+                let s = String::from_utf8(s).unwrap();
+                let mut out = Vec::new();
+                json_string(&mut out, &s, usize::MAX);
+                assert!(!out[1..out.len() - 1].iter().any(|&b| b < 0x20));
+                assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn escaping_round_trips_through_a_json_parser(s in any::<String>(), pad in 0usize..9) {
+            // Padding moves the special characters across the eight-byte words.
+            let s = format!("{}{s}", "x".repeat(pad));
+            let mut out = Vec::new();
+            json_string(&mut out, &s, usize::MAX);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(back, s);
+        }
+
         #[test]
         fn parser_never_panics(s in "\\PC{0,300}") {
             let _ = parse(s.as_bytes());

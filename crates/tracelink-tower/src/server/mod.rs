@@ -640,10 +640,10 @@ fn answer_headers<C>(h: &mut HeaderMap, state: &State<C>, correlation: Option<&C
 /// Builds the Request item at the start and sends it exactly once.
 struct Recorder {
     sink: Arc<dyn TelemetrySink>,
-    item: Telemetry,
+    /// `None` once sent.
+    item: Option<Telemetry>,
     start: Instant,
     responded: bool,
-    sent: bool,
 }
 
 impl Recorder {
@@ -704,64 +704,67 @@ impl Recorder {
         }
         Self {
             sink: Arc::clone(&cfg.sink),
-            item,
+            item: Some(item),
             start,
             responded: false,
-            sent: false,
         }
     }
 
     fn request(&mut self) -> Option<&mut RequestData> {
-        match &mut self.item.data {
-            TelemetryData::Request(r) => Some(r),
+        match self.item.as_mut().map(|i| &mut i.data) {
+            Some(TelemetryData::Request(r)) => Some(r),
             _ => None,
+        }
+    }
+
+    /// Sets a custom property of the item (unless sent).
+    fn property(&mut self, key: &str, value: String) {
+        if let Some(item) = &mut self.item {
+            item.properties.insert(key.to_owned(), value);
         }
     }
 
     fn response(&mut self, parts: &http::response::Parts, success: bool, cfg: &Config) {
         if let Some(r) = self.request() {
-            r.response_code = parts.status.as_str().to_owned();
+            r.response_code = tracelink::model::status_code(parts.status.as_u16());
             r.success = success;
         }
         self.responded = true;
-        if let Some(hook) = &cfg.on_response {
-            hook(parts, &mut self.item);
+        if let (Some(hook), Some(item)) = (&cfg.on_response, &mut self.item) {
+            hook(parts, item);
         }
     }
 
-    fn fail(mut self, code: &str, error: Option<&str>) {
+    fn fail(mut self, code: &'static str, error: Option<&str>) {
         if let Some(r) = self.request() {
-            r.response_code = code.to_owned();
+            r.response_code = code.into();
             r.success = false;
         }
         if let Some(e) = error {
-            self.item.properties.insert("error".into(), e.to_owned());
+            self.property("error", e.to_owned());
         }
         self.send();
     }
 
     fn send(&mut self) {
-        if self.sent {
+        let Some(mut item) = self.item.take() else {
             return;
+        };
+        if let TelemetryData::Request(r) = &mut item.data {
+            r.duration = self.start.elapsed();
         }
-        self.sent = true;
-        let elapsed = self.start.elapsed();
-        if let Some(r) = self.request() {
-            r.duration = elapsed;
-        }
-        let item = std::mem::replace(&mut self.item, Telemetry::new(RequestData::default()));
         self.sink.send(item);
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if self.sent {
+        if self.item.is_none() {
             return;
         }
         if self.responded {
             // The body was dropped before its end: the client went away.
-            self.item.properties.insert("aborted".into(), "true".into());
+            self.property("aborted", "true".into());
         } else if let Some(r) = self.request() {
             // No response head: the client closed the request (nginx's 499).
             r.response_code = "499".into();
@@ -850,7 +853,7 @@ where
                     if let Some(r) = rec.request() {
                         r.success = false;
                     }
-                    rec.item.properties.insert("error".into(), e.to_string());
+                    rec.property("error", e.to_string());
                     rec.send();
                 }
             }

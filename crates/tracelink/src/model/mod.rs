@@ -20,6 +20,7 @@
 pub mod limits;
 pub mod tags;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -174,19 +175,55 @@ pub struct Request {
     pub url: String,
     /// From receipt of the request head to the end of the response body.
     pub duration: Duration,
-    /// The HTTP status code.
-    pub response_code: String,
+    /// The HTTP status code ([`status_code`] gives the usual ones without allocating).
+    pub response_code: Cow<'static, str>,
     /// Whether the request succeeded.
     pub success: bool,
     /// `cid-v1:<caller appId>` (SPEC 2.9).
     pub source: String,
 }
 
+/// The decimal text of every three-digit status code, for [`status_code`].
+static STATUS_DIGITS: [[u8; 3]; 900] = {
+    let mut t = [[0u8; 3]; 900];
+    let mut i = 0;
+    while i < 900 {
+        let code = i + 100;
+        t[i] = [
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+        ];
+        i += 1;
+    }
+    t
+};
+
+/// An HTTP status code as the text of a `responseCode`/`resultCode`: borrowed from a static
+/// table for 100-999 (no allocation per request), formatted otherwise.
+///
+/// ```
+/// use tracelink::model::status_code;
+///
+/// assert_eq!(status_code(404), "404");
+/// assert!(matches!(status_code(200), std::borrow::Cow::Borrowed(_)));
+/// assert_eq!(status_code(42), "42");
+/// ```
+pub fn status_code(code: u16) -> Cow<'static, str> {
+    let digits = code
+        .checked_sub(100)
+        .and_then(|i| STATUS_DIGITS.get(usize::from(i)));
+    match digits.map(|d| core::str::from_utf8(d)) {
+        Some(Ok(text)) => Cow::Borrowed(text),
+        _ => Cow::Owned(code.to_string()),
+    }
+}
+
 impl Request {
     /// A request with these fields; `success` is `status < 400` when the code is numeric.
     pub fn new(
         name: impl Into<String>,
-        response_code: impl Into<String>,
+        response_code: impl Into<Cow<'static, str>>,
         duration: Duration,
     ) -> Self {
         let response_code = response_code.into();
