@@ -45,12 +45,14 @@ impl Pattern {
     }
 
     fn matches(&self, host: &str) -> bool {
-        let d = self.domain.as_str();
-        if host.len() < d.len() || !host[host.len() - d.len()..].eq_ignore_ascii_case(d) {
+        // Bytes, not `str` slices: a cut inside a multi-byte char must not panic.
+        let (h, d) = (host.as_bytes(), self.domain.as_bytes());
+        let Some(split) = h.len().checked_sub(d.len()) else {
             return false;
-        }
-        let rest = &host[..host.len() - d.len()];
-        (rest.is_empty() && !self.subdomains_only) || rest.ends_with('.')
+        };
+        let (rest, tail) = h.split_at(split);
+        tail.eq_ignore_ascii_case(d)
+            && ((rest.is_empty() && !self.subdomains_only) || rest.ends_with(b"."))
     }
 }
 
@@ -153,5 +155,21 @@ mod tests {
         assert!(!f.is_excluded("ok.example.com"));
         assert!(!f.is_excluded("deep.ok.example.com"));
         assert!(f.is_excluded("other.example.com"));
+    }
+
+    #[test]
+    fn multi_byte_hosts_do_not_panic() {
+        let f = HostFilter::default().exclude("é.example");
+        assert!(!f.is_excluded("aé"));
+        assert!(!f.is_excluded("ü.core.windows.ne"));
+        assert!(f.is_excluded("ü.core.windows.net"));
+        assert!(f.is_excluded("x.é.example"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(host in "\\PC{0,40}", pattern in "\\PC{0,20}") {
+            let _ = HostFilter::default().exclude(&pattern).allow(&pattern).is_excluded(&host);
+        }
     }
 }
