@@ -236,8 +236,35 @@ pub fn operation(conn: &Connection, id: &str) -> rusqlite::Result<Option<Operati
     Ok(Some(build_tree(id, items)))
 }
 
+/// The deepest level of an operation tree. Items below it hang, in walk order, from their
+/// ancestor on the last level: walking, serializing (each level is two JSON nesting levels,
+/// well within parsers' limits) and dropping a tree stay shallow, whatever parent chain a
+/// sender makes up. Real transactions are far shallower.
+pub const MAX_TREE_DEPTH: usize = 48;
+
+/// Every not yet seen descendant of `i`, depth first, as leaves.
+fn flat_descendants(
+    i: usize,
+    items: &[Item],
+    children: &[Vec<usize>],
+    seen: &mut HashSet<usize>,
+) -> Vec<Node> {
+    let mut out = Vec::new();
+    let mut stack: Vec<usize> = children[i].iter().rev().copied().collect();
+    while let Some(c) = stack.pop() {
+        if seen.insert(c) {
+            out.push(Node {
+                item: items[c].clone(),
+                children: Vec::new(),
+            });
+            stack.extend(children[c].iter().rev());
+        }
+    }
+    out
+}
+
 /// Links items by id: a parent matches an item's normalized id, or its raw id (SPEC 10.2,
-/// 10.3).
+/// 10.3); at most [`MAX_TREE_DEPTH`] levels deep.
 pub fn build_tree(operation_id: &str, items: Vec<Item>) -> OperationTree {
     let mut by_id: HashMap<&str, usize> = HashMap::new();
     for (i, it) in items.iter().enumerate() {
@@ -270,8 +297,21 @@ pub fn build_tree(operation_id: &str, items: Vec<Item>) -> OperationTree {
             children[*p].push(i);
         }
     }
-    fn node(i: usize, items: &[Item], children: &[Vec<usize>], seen: &mut HashSet<usize>) -> Node {
+    fn node(
+        i: usize,
+        items: &[Item],
+        children: &[Vec<usize>],
+        seen: &mut HashSet<usize>,
+        depth: usize,
+    ) -> Node {
         seen.insert(i);
+        // `depth` counts from 0: the flat leaves land on level MAX_TREE_DEPTH.
+        if depth + 2 >= MAX_TREE_DEPTH {
+            return Node {
+                item: items[i].clone(),
+                children: flat_descendants(i, items, children, seen),
+            };
+        }
         Node {
             item: items[i].clone(),
             children: children[i]
@@ -280,24 +320,25 @@ pub fn build_tree(operation_id: &str, items: Vec<Item>) -> OperationTree {
                 .copied()
                 .collect::<Vec<_>>()
                 .into_iter()
-                .map(|c| node(c, items, children, seen))
+                .map(|c| node(c, items, children, seen, depth + 1))
                 .collect(),
         }
     }
+    let node = |i, seen: &mut HashSet<usize>| node(i, &items, &children, seen, 0);
     let mut seen = HashSet::new();
     let roots: Vec<Node> = (0..items.len())
         .filter(|i| parent_of[*i].is_none() && !orphan[*i])
-        .map(|i| node(i, &items, &children, &mut seen))
+        .map(|i| node(i, &mut seen))
         .collect();
     let orphans: Vec<Node> = (0..items.len())
         .filter(|i| orphan[*i])
-        .map(|i| node(i, &items, &children, &mut seen))
+        .map(|i| node(i, &mut seen))
         .collect();
     // Cycles (a hostile sender can make them) end up nowhere above: list them as orphans.
     let mut orphans = orphans;
     for i in 0..items.len() {
         if !seen.contains(&i) {
-            orphans.push(node(i, &items, &children, &mut seen));
+            orphans.push(node(i, &mut seen));
         }
     }
     OperationTree {

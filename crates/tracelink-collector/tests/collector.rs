@@ -421,3 +421,55 @@ async fn cli_prints_the_transaction_table() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+/// A sender can make up any parent chain: a 3,000-deep one is served (API and page) with
+/// every item, at most `MAX_TREE_DEPTH` levels deep, instead of overflowing the stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_parent_chains_are_served_flattened_below_the_depth_cap() {
+    let c = start("deep").await;
+    let now = tracelink::wire_time::format_time(std::time::SystemTime::now());
+    let mut body = String::new();
+    for i in 0..3000 {
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!(",\"ai.operation.parentId\":\"p{}\"", i - 1)
+        };
+        body.push_str(&format!(
+            "{{\"name\":\"x\",\"time\":\"{now}\",\"tags\":{{\"ai.operation.id\":\"deepop\"{parent}}},\"data\":{{\"baseType\":\"RequestData\",\"baseData\":{{\"ver\":2,\"id\":\"p{i}\",\"name\":\"GET /\",\"duration\":\"00:00:00.001\",\"responseCode\":\"200\",\"success\":true}}}}}}\n"
+        ));
+    }
+    let (status, b) = post(
+        &c,
+        "/v2.1/track",
+        gzip(body.as_bytes()),
+        &[("content-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    let text = reqwest::get(format!("{}/api/operations/deepop", c.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tree: serde_json::Value = serde_json::from_str(&text).unwrap();
+    fn walk(n: &serde_json::Value, depth: usize, count: &mut usize, deepest: &mut usize) {
+        *count += 1;
+        *deepest = (*deepest).max(depth);
+        for child in n["children"].as_array().unwrap() {
+            walk(child, depth + 1, count, deepest);
+        }
+    }
+    let (mut count, mut deepest) = (0, 0);
+    for root in tree["roots"].as_array().unwrap() {
+        walk(root, 1, &mut count, &mut deepest);
+    }
+    assert_eq!(count, 3000);
+    assert_eq!(deepest, tracelink_collector::query::MAX_TREE_DEPTH);
+    let page = reqwest::get(format!("{}/operations/deepop", c.url()))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("p2999"));
+}

@@ -37,11 +37,15 @@ impl Backoff {
         let jitter = (tracelink::SpanId::random().to_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let d = exp.mul_f64(jitter);
         match retry_after {
-            Some(r) => d.max(r),
+            Some(r) => d.max(r.min(MAX_RETRY_AFTER)),
             None => d,
         }
     }
 }
+
+/// The longest `Retry-After` honoured: a larger value (or a hostile one, `u64::MAX` seconds)
+/// waits this long, then probes ingestion again.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Parses `Retry-After`: delay-seconds, or an HTTP date (SPEC 7.5).
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -70,6 +74,17 @@ mod tests {
             (0..50).map(|_| b.delay(5, None).as_millis()).collect();
         assert!(spread.len() > 10, "jittered");
         assert!(b.delay(0, Some(Duration::from_secs(7))) >= Duration::from_secs(7));
+    }
+
+    #[test]
+    fn hostile_retry_after_is_capped() {
+        let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+        let huge = parse_retry_after("18446744073709551615", SystemTime::now()).unwrap();
+        assert_eq!(b.delay(0, Some(huge)), MAX_RETRY_AFTER);
+        assert_eq!(
+            b.delay(0, Some(Duration::from_secs(600))),
+            Duration::from_secs(600)
+        );
     }
 
     #[test]

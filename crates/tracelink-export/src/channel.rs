@@ -107,7 +107,12 @@ impl Sender {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let delay = self.backoff.delay(st.attempt, after);
         st.attempt = st.attempt.saturating_add(1);
-        st.until = Some(Instant::now() + delay);
+        // A configured cap may be anything: never overflow the clock.
+        let now = Instant::now();
+        st.until = Some(
+            now.checked_add(delay)
+                .unwrap_or(now + crate::backoff::MAX_RETRY_AFTER),
+        );
         tracing::debug!(target: "tracelink_export", ?delay, attempt = st.attempt, "ingestion unavailable: backing off");
     }
 

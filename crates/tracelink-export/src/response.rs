@@ -51,11 +51,17 @@ fn partial(res: &TransportResponse, batch_len: u32) -> Option<Outcome> {
     let mut retry = Vec::new();
     let mut rejected = 0u64;
     for e in errors {
-        let index = e.get("index")?.as_u64()? as usize;
-        if index >= batch_len as usize {
+        let index = e.get("index")?.as_u64()?;
+        if index >= u64::from(batch_len) {
             continue;
         }
-        let status = e.get("statusCode").and_then(|s| s.as_u64()).unwrap_or(0) as u16;
+        let index = index as usize; // below batch_len, a u32
+        // Not a status code (say 65944, which `as u16` would make a retriable 408): rejected.
+        let status = e
+            .get("statusCode")
+            .and_then(|s| s.as_u64())
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(0);
         if RETRY_ITEM.contains(&status) {
             retry.push(index);
         } else {
@@ -123,6 +129,17 @@ mod tests {
         assert_eq!(
             classify(&res(206, "garbage"), 5, SystemTime::now()),
             Outcome::Retry { after: None }
+        );
+        // 65944 is no status code (as u16 it would be a retriable 408): rejected.
+        let body =
+            r#"{"itemsReceived":2,"itemsAccepted":1,"errors":[{"index":0,"statusCode":65944}]}"#;
+        assert_eq!(
+            classify(&res(206, body), 2, SystemTime::now()),
+            Outcome::Partial {
+                accepted: 1,
+                retry: vec![],
+                rejected: 1
+            }
         );
     }
 }

@@ -238,6 +238,10 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let m = MONTHS.iter().position(|x| *x == month)? as u32 + 1;
+    // IMF-fixdate: a two-digit day and a four-digit year (longer ones would overflow).
+    if day.len() != 2 || year.len() != 4 {
+        return None;
+    }
     let (d, y) = (digits(day)? as u32, digits(year)? as i64);
     let mut hms = time.split(':').map(digits);
     let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
@@ -252,6 +256,17 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn http_dates_with_huge_fields_are_rejected() {
+        for bad in [
+            "Sun, 06 Nov 999999999999 08:49:37 GMT",
+            "Sun, 4294967297 Nov 1994 08:49:37 GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn spec_7_2_duration_format() {

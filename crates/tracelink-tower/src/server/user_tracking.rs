@@ -20,6 +20,8 @@ use tracelink::cookie::{SESSION_COOKIE, USER_COOKIE, UserCookies};
 const SESSION_IDLE_MS: u64 = 30 * 60 * 1000;
 const SESSION_MAX_MS: u64 = 24 * 60 * 60 * 1000;
 const RENEW_EVERY_MS: u64 = 60 * 1000;
+/// How far in the future a session cookie's times may be (clocks of servers differ).
+const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
 const USER_MAX_AGE_S: u64 = 365 * 24 * 60 * 60;
 
 /// The ids of a request and the cookies to set on its response.
@@ -102,8 +104,12 @@ pub(crate) fn track(headers: &HeaderMap, secure: bool, now: SystemTime) -> Track
         Some((acq, renew))
     });
     match (cookies.session_id.clone(), times) {
+        // Times in the future (beyond clock skew between servers) would keep a session
+        // forever: such a cookie starts a new session.
         (Some(id), Some((acq, renew)))
-            if now_ms.saturating_sub(renew) < SESSION_IDLE_MS
+            if acq <= now_ms.saturating_add(MAX_SKEW_MS)
+                && renew <= now_ms.saturating_add(MAX_SKEW_MS)
+                && now_ms.saturating_sub(renew) < SESSION_IDLE_MS
                 && now_ms.saturating_sub(acq) < SESSION_MAX_MS =>
         {
             if now_ms.saturating_sub(renew) >= RENEW_EVERY_MS {
@@ -204,6 +210,23 @@ mod tests {
             now,
         );
         assert_ne!(t.session_id.as_deref(), Some("s1"));
+        // Times far in the future would never expire: new session; a little skew is fine.
+        let t = track(
+            &headers(&format!(
+                "ai_session=s1|{}|{}",
+                ms + 3_600_000,
+                ms + 3_600_000
+            )),
+            false,
+            now,
+        );
+        assert_ne!(t.session_id.as_deref(), Some("s1"));
+        let t = track(
+            &headers(&format!("ai_session=s1|{}|{}", ms - 1000, ms + 2000)),
+            false,
+            now,
+        );
+        assert_eq!(t.session_id.as_deref(), Some("s1"));
         // Older than 24 h: new session. Broken cookie: new session.
         let t = track(
             &headers(&format!("ai_session=s1|{}|{}", ms - 25 * 3_600_000, ms)),
