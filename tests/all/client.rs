@@ -128,9 +128,10 @@ async fn frontend(
     fan_out: usize,
     path: &'static str,
 ) -> SocketAddr {
+    // Generous: the concurrency test puts 600 calls in flight on two cores.
     let reqwest = reqwest_middleware::ClientBuilder::new(
         reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
     )
@@ -406,18 +407,14 @@ async fn excluded_and_allowed_hosts() {
 async fn transport_errors_and_server_errors() {
     let sink = Arc::new(MemorySink::new());
     let back = backend(Arc::new(MemorySink::new()), Seen::default()).await;
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let client = reqwest_middleware::ClientBuilder::new(
-        reqwest::Client::builder()
-            .timeout(Duration::from_millis(200))
-            .build()
-            .unwrap(),
-    )
-    .with(DependencyMiddleware::new(sink.clone()))
-    .build();
+    // Bound but not listening, for the whole test: connections are refused, and no other
+    // test can take the port meanwhile.
+    let closed_socket = tokio::net::TcpSocket::new_v4().unwrap();
+    closed_socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = closed_socket.local_addr().unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(DependencyMiddleware::new(sink.clone()))
+        .build();
     assert!(
         client
             .get(format!("http://{closed}/x"))
@@ -428,6 +425,7 @@ async fn transport_errors_and_server_errors() {
     assert!(
         client
             .get(format!("http://{back}/slow"))
+            .timeout(Duration::from_millis(200))
             .send()
             .await
             .is_err()

@@ -143,6 +143,15 @@ fn event(i: usize) -> Telemetry {
     t
 }
 
+/// An address that refuses connections for as long as the socket lives (bound, never
+/// listening): unlike a closed listener's port, no other test can take it meanwhile.
+fn refusing_addr() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
 async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -202,6 +211,11 @@ async fn partial_206_resends_only_retriable_items_once() {
     exporter.flush().await.unwrap();
     until("the resend", Duration::from_secs(5), || {
         stub.received().len() >= 2
+    })
+    .await;
+    // The counters move once the exporter has read the answer; then nothing more is sent.
+    until("the resend's answer", Duration::from_secs(5), || {
+        exporter.stats().sent == 4
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -309,10 +323,7 @@ fn httpdate(t: std::time::SystemTime) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spooled_items_survive_shutdown_and_are_sent_by_the_next_exporter() {
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (_dead_socket, dead) = refusing_addr();
     let dir = temp_dir("restart");
     let first = builder(dead, "unused").spool_dir(&dir).build().unwrap();
     for i in 0..50 {
@@ -331,13 +342,13 @@ async fn spooled_items_survive_shutdown_and_are_sent_by_the_next_exporter() {
         stub.accepted_names().len() >= 50
     })
     .await;
+    // Files are deleted once their answers are read.
+    until("sent files deleted", Duration::from_secs(5), || {
+        std::fs::read_dir(&dir).unwrap().count() == 0
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_exactly_once(&stub.accepted_names(), 50);
-    assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
-        0,
-        "sent files are deleted"
-    );
     second.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 
@@ -537,10 +548,7 @@ async fn sigkill_loses_only_what_was_in_memory() {
             .unwrap();
     }
     let dir = temp_dir("sigkill");
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (_dead_socket, dead) = refusing_addr();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",

@@ -96,6 +96,17 @@ fn app(sink: Arc<MemorySink>) -> Router {
             }),
         )
         .route(
+            // Long enough that a client hanging up is always noticed before the end.
+            "/long-stream",
+            get(|| async {
+                Body::new(SlowBody {
+                    left: 20,
+                    gap: Duration::from_millis(100),
+                    sleep: None,
+                })
+            }),
+        )
+        .route(
             "/panic",
             get(|| async {
                 if true {
@@ -309,7 +320,7 @@ async fn client_disconnect_mid_body_still_records_one_item() {
     let sink = Arc::new(MemorySink::new());
     let addr = serve(app(sink.clone())).await;
     // Read only the head and the first chunk, then hang up.
-    let got = raw(addr, b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n", 10).await;
+    let got = raw(addr, b"GET /long-stream HTTP/1.1\r\nhost: x\r\n\r\n", 10).await;
     assert!(got.starts_with(b"HTTP/1.1 200"));
     let items = wait_items(&sink, 1).await;
     assert_eq!(
