@@ -39,7 +39,11 @@ fn err(kind: ParseErrorKind) -> ParseError {
 ///
 /// With the `http` feature, a header line that arrives already normalized (the common case)
 /// is kept as the [`http::HeaderValue`] it came in, sharing its bytes: extraction copies
-/// nothing and injection sends the same value ([`TraceState::from_header_value`]).
+/// nothing and injection sends the same value ([`TraceState::from_header_value`]). The
+/// bytes are shared with the buffer the server read the request head into (hyper slices
+/// header values out of it), so a context kept long after its request, say by a background
+/// job, keeps that buffer (kilobytes) alive with it; build such a job's context from
+/// [`TraceState::parse`] of the text, or start a new operation, if that matters.
 #[derive(Clone)]
 pub struct TraceState(Received);
 
