@@ -42,8 +42,8 @@ fn err(kind: ParseErrorKind) -> ParseError {
 /// nothing and injection sends the same value ([`TraceState::from_header_value`]). The
 /// bytes are shared with the buffer the server read the request head into (hyper slices
 /// header values out of it), so a context kept long after its request, say by a background
-/// job, keeps that buffer (kilobytes) alive with it; build such a job's context from
-/// [`TraceState::parse`] of the text, or start a new operation, if that matters.
+/// job, keeps that buffer (a few kilobytes) alive with it. [`TraceState::parse`] of the
+/// text makes a value that owns its bytes.
 #[derive(Clone)]
 pub struct TraceState(Received);
 
