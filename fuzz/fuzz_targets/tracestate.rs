@@ -1,5 +1,6 @@
 #![no_main]
-//! Fuzzes tracestate: never panics on any input.
+//! Fuzzes tracestate: never panics on any input; the shared path (a received
+//! `HeaderValue`, kept as is when normalized) agrees with parsing its text.
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -10,6 +11,17 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, ts);
         if let Some(p) = ts.for_propagation() {
             assert!(p.len() <= 512);
+        }
+    }
+    if let Ok(v) = http::HeaderValue::from_bytes(data) {
+        let shared = tracelink::TraceState::from_header_value(&v);
+        match v.to_str() {
+            Ok(text) => assert_eq!(shared.ok(), tracelink::TraceState::parse(text).ok()),
+            Err(_) => assert!(shared.is_err()),
+        }
+        if let Ok(ts) = tracelink::TraceState::from_header_value(&v) {
+            let out = ts.to_header_value().map(|h| h.to_str().map(str::to_owned));
+            assert_eq!(out.map(Result::ok).flatten(), ts.for_propagation().map(|c| c.into_owned()));
         }
     }
 });
