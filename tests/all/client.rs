@@ -444,7 +444,7 @@ async fn transport_errors_and_server_errors() {
         .iter()
         .map(|i| {
             (
-                dep(i).result_code.as_str(),
+                dep(i).result_code.as_ref(),
                 dep(i).success,
                 i.properties.contains_key("error"),
             )
@@ -468,7 +468,7 @@ async fn transport_errors_and_server_errors() {
     assert!(client.oneshot(req).await.is_err());
     let items = wait(&sink, 1).await;
     assert_eq!(
-        (dep(&items[0]).result_code.as_str(), dep(&items[0]).success),
+        (dep(&items[0]).result_code.as_ref(), dep(&items[0]).success),
         ("Connect", false)
     );
 }
@@ -617,7 +617,7 @@ async fn retries_are_separate_dependencies_with_one_parent() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let items = wait(&sink, 3).await;
-    let codes: Vec<&str> = items.iter().map(|i| dep(i).result_code.as_str()).collect();
+    let codes: Vec<&str> = items.iter().map(|i| dep(i).result_code.as_ref()).collect();
     assert_eq!(codes, ["503", "503", "200"]);
     let parent_id = parent.id().to_string();
     assert!(

@@ -30,7 +30,7 @@ fn items() -> Vec<Telemetry> {
     let mut d = Dependency::new(big(2000), big(2000));
     d.data = big(9000);
     d.target = big(2000);
-    d.result_code = big(2000);
+    d.result_code = big(2000).into();
     let mut e = Exception::new(big(2000), big(40_000));
     e.exceptions[0].stack = big(40_000);
     e.problem_id = big(2000);

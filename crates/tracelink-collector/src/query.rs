@@ -236,8 +236,8 @@ pub fn operation(conn: &Connection, id: &str) -> rusqlite::Result<Option<Operati
     Ok(Some(build_tree(id, items)))
 }
 
-/// The deepest level of an operation tree. Items below it hang, in walk order, from their
-/// ancestor on the last level: walking, serializing (each level is two JSON nesting levels,
+/// The deepest level of an operation tree. Items that would be deeper become leaves on this
+/// level, in walk order, children of their ancestor one level above: walking, serializing (each level is two JSON nesting levels,
 /// well within parsers' limits) and dropping a tree stay shallow, whatever parent chain a
 /// sender makes up. Real transactions are far shallower.
 pub const MAX_TREE_DEPTH: usize = 48;

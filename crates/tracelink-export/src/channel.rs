@@ -416,6 +416,11 @@ impl Worker {
                     for item in received.drain(..) {
                         self.accept(item, &mut deadline);
                     }
+                    // A queue that never empties would keep the (lower-priority) timer from
+                    // firing: a batch that is due goes now.
+                    if deadline.is_some_and(|d| d <= Instant::now()) {
+                        self.dispatch(&mut deadline);
+                    }
                 }
                 _ = &mut sleep, if deadline.is_some() => self.dispatch(&mut deadline),
                 _ = evaluate.tick() => {

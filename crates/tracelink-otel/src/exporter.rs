@@ -24,6 +24,7 @@
 //!   layers and are skipped, so nothing is reported twice.
 //! - Field limits are applied when items are serialized (multi-byte text never panics).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -141,6 +142,11 @@ fn text(attrs: &[KeyValue], names: &[&str]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// A status code attribute as `responseCode`/`resultCode` text (no allocation for 100-999).
+fn http_status(code: i64) -> Cow<'static, str> {
+    u16::try_from(code).map_or_else(|_| code.to_string().into(), tracelink::model::status_code)
+}
+
 fn status_code(attrs: &[KeyValue]) -> Option<i64> {
     match attr(attrs, &["http.response.status_code", "http.status_code"])? {
         Value::I64(i) => Some(*i),
@@ -232,11 +238,7 @@ pub fn map_span(s: &SpanData, operation_name: Option<String>) -> Vec<Telemetry> 
         r.name = request_name(s);
         r.url = url(a, true).unwrap_or_default();
         r.duration = duration(s);
-        r.response_code = match status {
-            Some(c) => u16::try_from(c)
-                .map_or_else(|_| c.to_string().into(), tracelink::model::status_code),
-            None => "0".into(),
-        };
+        r.response_code = status.map_or(Cow::Borrowed("0"), http_status);
         r.success = success(s, status, true);
         Telemetry::new(r)
     } else {
@@ -267,7 +269,7 @@ pub fn map_span(s: &SpanData, operation_name: Option<String>) -> Vec<Telemetry> 
                     .unwrap_or_default();
                 d.data = full.unwrap_or_default();
                 d.dependency_type = "Http".into();
-                d.result_code = status.map(|c| c.to_string()).unwrap_or_default();
+                d.result_code = status.map_or(Cow::Borrowed(""), http_status);
             }
             _ => {
                 d.name = s.name.to_string();

@@ -38,6 +38,35 @@ pub mod headers {
     pub const REQUEST_CONTEXT: &str = "request-context";
 }
 
+/// The header names tracelink reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    TraceParent,
+    TraceState,
+    Baggage,
+    TraceResponse,
+    RequestId,
+    CorrelationContext,
+    RequestContext,
+}
+
+impl Known {
+    /// Which of ours `name` (lower case) is. Length first: most names of a request are none
+    /// of ours, and each of ours then takes one comparison.
+    fn of(name: &str) -> Option<Self> {
+        Some(match name.len() {
+            7 if name == headers::BAGGAGE => Self::Baggage,
+            10 if name == headers::TRACESTATE => Self::TraceState,
+            10 if name == headers::REQUEST_ID => Self::RequestId,
+            11 if name == headers::TRACEPARENT => Self::TraceParent,
+            13 if name == headers::TRACERESPONSE => Self::TraceResponse,
+            15 if name == headers::REQUEST_CONTEXT => Self::RequestContext,
+            19 if name == headers::CORRELATION_CONTEXT => Self::CorrelationContext,
+            _ => return None,
+        })
+    }
+}
+
 /// The first line of a header and whether there are more, as collected by
 /// [`Extractor::correlation_headers`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,7 +92,7 @@ impl<'a> Lines<'a> {
 }
 
 /// The correlation headers of a carrier, collected at once.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct CorrelationHeaders<'a> {
     /// `traceparent`.
@@ -86,6 +115,41 @@ pub struct CorrelationHeaders<'a> {
     pub(crate) request_context_value: Option<&'a http::HeaderValue>,
 }
 
+impl CorrelationHeaders<'_> {
+    fn lines(&self) -> [&Lines<'_>; 6] {
+        [
+            &self.traceparent,
+            &self.tracestate,
+            &self.baggage,
+            &self.request_id,
+            &self.correlation_context,
+            &self.request_context,
+        ]
+    }
+}
+
+/// Equal when the lines are: how a carrier held them does not matter.
+impl PartialEq for CorrelationHeaders<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.lines() == other.lines()
+    }
+}
+
+impl Eq for CorrelationHeaders<'_> {}
+
+impl core::fmt::Debug for CorrelationHeaders<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CorrelationHeaders")
+            .field("traceparent", &self.traceparent)
+            .field("tracestate", &self.tracestate)
+            .field("baggage", &self.baggage)
+            .field("request_id", &self.request_id)
+            .field("correlation_context", &self.correlation_context)
+            .field("request_context", &self.request_context)
+            .finish()
+    }
+}
+
 impl<'a> CorrelationHeaders<'a> {
     /// The first `tracestate` value, when the carrier holds header values.
     pub(crate) fn tracestate_value(&self) -> Option<&'a crate::received::Value> {
@@ -105,23 +169,21 @@ impl<'a> CorrelationHeaders<'a> {
 
     /// Files a header line under its name, ignoring names that are not correlation headers.
     pub fn push(&mut self, name: &str, line: &'a str) {
-        if let Some(slot) = self.slot(name) {
+        if let Some(slot) = Known::of(name).and_then(|k| self.slot(k)) {
             slot.push(line);
         }
     }
 
-    /// The slot of a correlation header's name; `None` for other names, so a carrier can
-    /// skip decoding their values.
-    fn slot(&mut self, name: &str) -> Option<&mut Lines<'a>> {
-        // Dispatch on the length first: most names of a request are none of ours.
-        Some(match name.len() {
-            7 if name == headers::BAGGAGE => &mut self.baggage,
-            10 if name == headers::TRACESTATE => &mut self.tracestate,
-            10 if name == headers::REQUEST_ID => &mut self.request_id,
-            11 if name == headers::TRACEPARENT => &mut self.traceparent,
-            15 if name == headers::REQUEST_CONTEXT => &mut self.request_context,
-            19 if name == headers::CORRELATION_CONTEXT => &mut self.correlation_context,
-            _ => return None,
+    /// The slot of one of ours; `None` for a name read nowhere (`traceresponse`).
+    fn slot(&mut self, known: Known) -> Option<&mut Lines<'a>> {
+        Some(match known {
+            Known::TraceParent => &mut self.traceparent,
+            Known::TraceState => &mut self.tracestate,
+            Known::Baggage => &mut self.baggage,
+            Known::RequestId => &mut self.request_id,
+            Known::CorrelationContext => &mut self.correlation_context,
+            Known::RequestContext => &mut self.request_context,
+            Known::TraceResponse => return None,
         })
     }
 }
@@ -179,6 +241,17 @@ pub trait Injector: Extractor {
     /// Like [`Injector::set_if_absent`], with a value tracelink already holds as an
     /// [`http::HeaderValue`] (a received `tracestate`, the own `Request-Context`). The
     /// default sets its text; carriers of `HeaderValue`s share it instead of copying.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use tracelink::carrier::Injector;
+    ///
+    /// let mut h = HeaderMap::new();
+    /// let v = HeaderValue::from_static("appId=cid-v1:me");
+    /// assert!(h.set_value_if_absent("request-context", &v));
+    /// assert!(!h.set_value_if_absent("request-context", &v)); // never replaced
+    /// assert_eq!(h["request-context"], v);
+    /// ```
     #[cfg(feature = "http")]
     fn set_value_if_absent(&mut self, name: &'static str, value: &http::HeaderValue) -> bool {
         value.to_str().is_ok_and(|v| self.set_if_absent(name, v))
@@ -222,31 +295,56 @@ mod http_impl {
     const CORRELATION_CONTEXT: HeaderName = HeaderName::from_static(headers::CORRELATION_CONTEXT);
     const REQUEST_CONTEXT: HeaderName = HeaderName::from_static(headers::REQUEST_CONTEXT);
 
-    /// Our names as constants (no parsing, no allocation); other names parsed.
-    fn name(name: &str) -> Option<HeaderName> {
-        // Dispatch on the length first: one comparison for each of ours.
-        Some(match name.len() {
-            7 if name == headers::BAGGAGE => BAGGAGE,
-            10 if name == headers::TRACESTATE => TRACESTATE,
-            10 if name == headers::REQUEST_ID => REQUEST_ID,
-            11 if name == headers::TRACEPARENT => TRACEPARENT,
-            13 if name == headers::TRACERESPONSE => TRACERESPONSE,
-            15 if name == headers::REQUEST_CONTEXT => REQUEST_CONTEXT,
-            19 if name == headers::CORRELATION_CONTEXT => CORRELATION_CONTEXT,
-            _ => HeaderName::from_bytes(name.as_bytes()).ok()?,
-        })
+    impl Known {
+        const fn header_name(self) -> HeaderName {
+            match self {
+                Self::TraceParent => TRACEPARENT,
+                Self::TraceState => TRACESTATE,
+                Self::Baggage => BAGGAGE,
+                Self::TraceResponse => TRACERESPONSE,
+                Self::RequestId => REQUEST_ID,
+                Self::CorrelationContext => CORRELATION_CONTEXT,
+                Self::RequestContext => REQUEST_CONTEXT,
+            }
+        }
     }
 
-    /// Keeps the first `tracestate` and `request-context` value, to share what is kept of them.
-    fn keep_value<'a>(c: &mut CorrelationHeaders<'a>, name: &HeaderName, value: &'a HeaderValue) {
-        let slot = if *name == TRACESTATE {
-            &mut c.tracestate_value
-        } else if *name == REQUEST_CONTEXT {
-            &mut c.request_context_value
-        } else {
+    /// Our names as constants (no parsing, no allocation); other names parsed.
+    fn name(name: &str) -> Option<HeaderName> {
+        match Known::of(name) {
+            Some(k) => Some(k.header_name()),
+            None => HeaderName::from_bytes(name.as_bytes()).ok(),
+        }
+    }
+
+    /// Files a line of one of ours, keeping the first `tracestate` and `request-context`
+    /// values so that what is kept of them can be shared.
+    fn file<'a>(c: &mut CorrelationHeaders<'a>, known: Known, value: &'a HeaderValue) {
+        let Some(slot) = c.slot(known) else {
             return;
         };
-        slot.get_or_insert(value);
+        slot.push(text(value));
+        let kept = match known {
+            Known::TraceState => &mut c.tracestate_value,
+            Known::RequestContext => &mut c.request_context_value,
+            _ => return,
+        };
+        kept.get_or_insert(value);
+    }
+
+    /// Inserts under `name` unless it has a value; `value` is made only when needed.
+    fn insert_if_absent(
+        map: &mut HeaderMap,
+        name: &str,
+        value: impl FnOnce() -> Option<HeaderValue>,
+    ) -> bool {
+        let Some(n) = self::name(name) else {
+            return false;
+        };
+        match map.entry(n) {
+            http::header::Entry::Vacant(slot) => value().map(|v| slot.insert(v)).is_some(),
+            http::header::Entry::Occupied(_) => false,
+        }
     }
 
     fn text(v: &HeaderValue) -> &str {
@@ -265,24 +363,22 @@ mod http_impl {
             if self.len() <= SCAN_LIMIT {
                 for (name, value) in self {
                     // Only our values are decoded: most of a request's headers are not.
-                    if let Some(slot) = c.slot(name.as_str()) {
-                        slot.push(text(value));
-                        keep_value(&mut c, name, value);
+                    if let Some(k) = Known::of(name.as_str()) {
+                        file(&mut c, k, value);
                     }
                 }
                 return c;
             }
-            for n in [
-                TRACEPARENT,
-                TRACESTATE,
-                BAGGAGE,
-                REQUEST_ID,
-                CORRELATION_CONTEXT,
-                REQUEST_CONTEXT,
+            for k in [
+                Known::TraceParent,
+                Known::TraceState,
+                Known::Baggage,
+                Known::RequestId,
+                Known::CorrelationContext,
+                Known::RequestContext,
             ] {
-                for v in HeaderMap::get_all(self, &n).iter().take(2) {
-                    c.push(n.as_str(), text(v));
-                    keep_value(&mut c, &n, v);
+                for v in HeaderMap::get_all(self, k.header_name()).iter().take(2) {
+                    file(&mut c, k, v);
                 }
             }
             c
@@ -301,32 +397,11 @@ mod http_impl {
         }
 
         fn set_if_absent(&mut self, name: &'static str, value: &str) -> bool {
-            let Some(n) = self::name(name) else {
-                return false;
-            };
-            match self.entry(n) {
-                http::header::Entry::Vacant(slot) => match HeaderValue::from_str(value) {
-                    Ok(v) => {
-                        slot.insert(v);
-                        true
-                    }
-                    Err(_) => false,
-                },
-                http::header::Entry::Occupied(_) => false,
-            }
+            insert_if_absent(self, name, || HeaderValue::from_str(value).ok())
         }
 
         fn set_value_if_absent(&mut self, name: &'static str, value: &HeaderValue) -> bool {
-            let Some(n) = self::name(name) else {
-                return false;
-            };
-            match self.entry(n) {
-                http::header::Entry::Vacant(slot) => {
-                    slot.insert(value.clone());
-                    true
-                }
-                http::header::Entry::Occupied(_) => false,
-            }
+            insert_if_absent(self, name, || Some(value.clone()))
         }
     }
 
@@ -341,6 +416,25 @@ mod http_impl {
             assert!(h.is_empty());
             h.set("Not A Name", "x");
             assert!(h.is_empty());
+        }
+
+        #[test]
+        fn collected_headers_compare_by_their_lines() {
+            let mut h = HeaderMap::new();
+            h.insert("tracestate", HeaderValue::from_static("a=1"));
+            h.insert(
+                "request-context",
+                HeaderValue::from_static("appId=cid-v1:x"),
+            );
+            h.insert("accept", HeaderValue::from_static("*/*"));
+            let mut pushed = CorrelationHeaders::default();
+            pushed.push(headers::TRACESTATE, "a=1");
+            pushed.push(headers::REQUEST_CONTEXT, "appId=cid-v1:x");
+            pushed.push("accept", "*/*");
+            let collected = h.correlation_headers();
+            assert_eq!(collected, pushed);
+            assert!(collected.tracestate_value.is_some());
+            assert!(!format!("{collected:?}").contains("value"));
         }
 
         #[test]

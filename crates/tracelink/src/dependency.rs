@@ -309,7 +309,7 @@ impl OutgoingCall {
 
     /// Records the call as answered with `status` and these response headers.
     pub fn finish_response(mut self, status: u16, response_headers: &HeaderMap) {
-        self.item.result_code = status.to_string();
+        self.item.result_code = crate::model::status_code(status);
         self.item.success = status > 0 && status < 400;
         let callee = response_headers
             .get_all(headers::REQUEST_CONTEXT)
@@ -326,7 +326,7 @@ impl OutgoingCall {
 
     /// Records the call as failed without a response.
     pub fn finish_error(mut self, kind: CallError, message: &str) {
-        self.item.result_code = kind.as_str().to_owned();
+        self.item.result_code = kind.as_str().into();
         self.item.success = false;
         self.send(Some(message));
     }
@@ -364,7 +364,7 @@ impl Drop for OutgoingCall {
     /// A call dropped before it finished is recorded as `Canceled`.
     fn drop(&mut self) {
         if self.config.is_some() {
-            self.item.result_code = CallError::Canceled.as_str().to_owned();
+            self.item.result_code = CallError::Canceled.as_str().into();
             self.item.success = false;
             self.record(Some("the call was dropped before it finished"));
         }
@@ -425,13 +425,13 @@ mod tests {
         );
         assert_eq!(items[2].operation_parent_id(), None, "a root");
         assert_eq!(
-            (dep(&items[1]).success, dep(&items[1]).result_code.as_str()),
+            (dep(&items[1]).success, dep(&items[1]).result_code.as_ref()),
             (false, "500")
         );
         assert_eq!(dep(&items[2]).target, "a");
         assert_eq!(
             (
-                dep(&items[2]).result_code.as_str(),
+                dep(&items[2]).result_code.as_ref(),
                 items[2].properties["error"].as_str()
             ),
             ("Connect", "refused")

@@ -37,6 +37,7 @@ use crate::model::{
     DataPoint, Dependency, Event, Exception, ExceptionDetails, Metric, OtherData, PageView,
     Request, SeverityLevel, Tags, Telemetry, TelemetryData, TelemetryKind, Trace,
 };
+use crate::swar;
 use crate::wire_time;
 
 /// The item as one line of JSON (no trailing newline).
@@ -79,30 +80,14 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
-/// Whether any of the eight bytes of `w` needs escaping: below 0x20, `"` or `\`.
-fn word_needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A byte is zero / below n: exact as whole-word tests (bytes >= 0x80 never match).
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
-    below_space || has_zero(w ^ (ONES * u64::from(b'"'))) || has_zero(w ^ (ONES * u64::from(b'\\')))
-}
-
 /// Appends JSON string contents (no quotes): `"`, `\` and control characters escaped.
 fn escape_into(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
     // Most text needs no escaping: skip it eight bytes at a time.
-    let mut clean = 0;
-    for chunk in b.chunks_exact(8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        if word_needs_escape(u64::from_le_bytes(w)) {
-            break;
-        }
-        clean += 8;
-    }
+    let clean = swar::plain_prefix(b, |w| {
+        !(swar::has_below(w, 0x20) || swar::has_byte(w, b'"') || swar::has_byte(w, b'\\'))
+    });
     let mut start = 0;
     for (i, &c) in b.iter().enumerate().skip(clean) {
         if !NEEDS_ESCAPE[usize::from(c)] {
@@ -584,7 +569,7 @@ fn read_data(base_type: &str, b: &mut Map<String, Value>) -> Result<TelemetryDat
             target: text(b, "target"),
             dependency_type: text(b, "type"),
             duration: duration(b, "baseData.duration")?,
-            result_code: text(b, "resultCode"),
+            result_code: text(b, "resultCode").into(),
             success: boolean(b, "success").unwrap_or(true),
         }),
         "MessageData" => TelemetryData::Trace(Trace {

@@ -89,6 +89,7 @@ mod rng;
 pub mod sampling;
 pub mod scope;
 mod sink;
+mod swar;
 pub mod traceparent;
 pub mod tracestate;
 pub mod url;

@@ -8,7 +8,7 @@ use core::fmt;
 #[derive(Clone)]
 pub(crate) enum Received {
     Owned(Box<str>),
-    /// `value[start..end]`, all printable ASCII (checked by whoever made it).
+    /// `value[start..end]`, visible ASCII or tab (checked by whoever made it).
     #[cfg(feature = "http")]
     Shared {
         value: http::HeaderValue,
@@ -35,7 +35,10 @@ impl Received {
                     end,
                 }
             }
-            _ => Self::owned(""),
+            _ => {
+                debug_assert!(false, "a range outside the received value");
+                Self::owned("")
+            }
         }
     }
 
@@ -55,7 +58,7 @@ impl Received {
     pub(crate) fn as_str(&self) -> &str {
         match self {
             Self::Owned(t) => t,
-            // Printable ASCII by construction: never the empty default.
+            // Visible ASCII or tab by construction: never the empty default.
             #[cfg(feature = "http")]
             Self::Shared { value, start, end } => value
                 .as_bytes()
@@ -85,6 +88,10 @@ impl fmt::Debug for Received {
 
 /// Where `inner` starts in `outer`, when it is a subslice of it.
 pub(crate) fn offset_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
+    // An empty slice may point anywhere, even just past `outer`: no match.
+    if inner.is_empty() {
+        return None;
+    }
     let at = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
     (at.checked_add(inner.len())? <= outer.len()).then_some(at)
 }

@@ -24,6 +24,7 @@ use std::borrow::Cow;
 
 use crate::error::{ParseError, ParseErrorKind};
 use crate::received::Received;
+use crate::swar;
 
 const NAME: &str = "tracestate";
 /// Most members a tracestate may have.
@@ -76,23 +77,13 @@ fn is_key_char(c: u8) -> bool {
 /// Length of the run of value bytes (SPEC 3.2: 0x20-0x7E except `,` and `=`) at the start of
 /// `b`. Eight bytes at a time while they are all value bytes, then one at a time.
 fn value_run(b: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Whether a byte of `w` is zero (exact as a whole-word test).
-    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
-    let mut i = 0;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(bytes);
-        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
-        let del_or_high = (w | w.wrapping_add(ONES)) & HIGH != 0;
-        if below_space || del_or_high || has_zero(w ^ (ONES * 0x2c)) || has_zero(w ^ (ONES * 0x3d))
-        {
-            break;
-        }
-        i += 8;
-    }
+    let plain = |w| {
+        !(swar::has_below(w, 0x20)
+            || swar::has_del_or_high(w)
+            || swar::has_byte(w, b',')
+            || swar::has_byte(w, b'='))
+    };
+    let mut i = swar::plain_prefix(b, plain);
     while i < b.len() && CLASS[b[i] as usize] & VALUE != 0 {
         i += 1;
     }
@@ -180,6 +171,13 @@ impl TraceState {
 
     /// The value to send as an [`http::HeaderValue`] ([`TraceState::for_propagation`]): the
     /// received value itself when it is sent unchanged, else a new one.
+    ///
+    /// ```
+    /// use tracelink::TraceState;
+    ///
+    /// let ts = TraceState::parse(" a=1 , b=2").unwrap();
+    /// assert_eq!(ts.to_header_value().unwrap(), "a=1,b=2");
+    /// ```
     #[cfg(feature = "http")]
     pub fn to_header_value(&self) -> Option<http::HeaderValue> {
         match self.shared_header_value() {

@@ -69,7 +69,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracelink::model::{Request as RequestData, TagValue, Telemetry, TelemetryData, tags};
 use tracelink::scope::Scoped;
-use tracelink::{Correlation, Propagation, SamplingDecision, TelemetrySink, extract};
+use tracelink::{Correlation, Propagation, SamplingDecision, TelemetrySink, TraceParent, extract};
 
 pub use client_addr::{ClientAddr, TrustedProxies};
 pub use strategy::{ClassifySuccess, DefaultMakeName, DefaultSuccess, MakeName};
@@ -408,12 +408,19 @@ where
             let _entered = enter(&prepared.span);
             self.inner.call(req)
         };
+        // Taken now: the handler may change the current context (`scope::replace_current`).
+        let traceresponse = self
+            .config
+            .traceresponse
+            .then(|| prepared.correlation.traceparent())
+            .flatten();
         ResponseFuture {
             inner: Scoped::new(inner, Some(prepared.correlation)),
             state: Some(State {
                 recorder: prepared.recorder,
                 classify: self.classify.clone(),
                 config: Arc::clone(&self.config),
+                traceresponse,
                 set_cookies: prepared.set_cookies,
             }),
             span: prepared.span,
@@ -534,6 +541,8 @@ struct State<C> {
     recorder: Option<Box<Recorder>>,
     classify: C,
     config: Arc<Config>,
+    /// The request's own traceparent, when `traceresponse` is answered.
+    traceresponse: Option<TraceParent>,
     set_cookies: Vec<String>,
 }
 
@@ -589,8 +598,7 @@ where
             }
         };
         let (mut parts, body) = res.into_parts();
-        let correlation = this.inner.as_ref().get_ref().correlation();
-        answer_headers(&mut parts.headers, &state, correlation);
+        answer_headers(&mut parts.headers, &state);
         let mut recorder = state.recorder.take();
         if let Some(rec) = &mut recorder {
             rec.response(
@@ -608,7 +616,7 @@ where
 }
 
 /// SPEC 5.4: `Request-Context` and `Access-Control-Expose-Headers`; `traceresponse`; cookies.
-fn answer_headers<C>(h: &mut HeaderMap, state: &State<C>, correlation: Option<&Correlation>) {
+fn answer_headers<C>(h: &mut HeaderMap, state: &State<C>) {
     if let Some(rc) = &state.config.request_context {
         h.entry(REQUEST_CONTEXT).or_insert_with(|| rc.clone());
         let exposed = h
@@ -624,8 +632,7 @@ fn answer_headers<C>(h: &mut HeaderMap, state: &State<C>, correlation: Option<&C
             );
         }
     }
-    if state.config.traceresponse
-        && let Some(tp) = correlation.and_then(Correlation::traceparent)
+    if let Some(tp) = &state.traceresponse
         && let Ok(v) = HeaderValue::from_str(&tp.to_header())
     {
         h.entry(TRACERESPONSE).or_insert(v);

@@ -173,7 +173,9 @@ pub struct Request {
     pub name: String,
     /// Absolute URL without user-info.
     pub url: String,
-    /// From receipt of the request head to the end of the response body.
+    /// From the start of the request to the end of the response body. The server layer
+    /// starts the clock once it has decided to record the request, right after reading the
+    /// correlation headers (well under a microsecond after the head arrived).
     pub duration: Duration,
     /// The HTTP status code ([`status_code`] gives the usual ones without allocating).
     pub response_code: Cow<'static, str>,
@@ -257,8 +259,9 @@ pub struct Dependency {
     pub dependency_type: String,
     /// Time until the response head arrived (or the span ended).
     pub duration: Duration,
-    /// The status code, or an error kind (`Timeout`, `Connect`, `Faulted`).
-    pub result_code: String,
+    /// The status code ([`status_code`] gives the usual ones without allocating), or an
+    /// error kind (`Timeout`, `Connect`, `Faulted`).
+    pub result_code: Cow<'static, str>,
     /// Whether the call succeeded.
     pub success: bool,
 }
