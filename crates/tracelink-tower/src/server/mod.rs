@@ -409,10 +409,11 @@ where
             self.inner.call(req)
         };
         // Taken now: the handler may change the current context (`scope::replace_current`).
+        // Boxed: off by default, and the future stays small (a `TraceParent` is 16-aligned).
         let traceresponse = self
             .config
             .traceresponse
-            .then(|| prepared.correlation.traceparent())
+            .then(|| prepared.correlation.traceparent().map(Box::new))
             .flatten();
         ResponseFuture {
             inner: Scoped::new(inner, Some(prepared.correlation)),
@@ -542,7 +543,7 @@ struct State<C> {
     classify: C,
     config: Arc<Config>,
     /// The request's own traceparent, when `traceresponse` is answered.
-    traceresponse: Option<TraceParent>,
+    traceresponse: Option<Box<TraceParent>>,
     set_cookies: Vec<String>,
 }
 
