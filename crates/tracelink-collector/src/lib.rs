@@ -29,6 +29,7 @@ mod http;
 pub mod ingest;
 pub mod query;
 mod store;
+mod summary;
 mod web;
 
 use std::fmt;

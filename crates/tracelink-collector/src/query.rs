@@ -130,43 +130,38 @@ pub struct OperationFilter {
     pub offset: Option<u32>,
 }
 
-/// Recent operations, newest first.
+/// Recent operations, newest first: a page of the per-operation summary the store keeps.
 pub fn operations(
     conn: &Connection,
     f: &OperationFilter,
 ) -> rusqlite::Result<Vec<OperationSummary>> {
-    let mut having = Vec::new();
+    let mut filters = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(role) = &f.role {
-        having.push("SUM(cloud_role = ?) > 0");
+        filters.push("instr(roles, ',' || ? || ',') > 0");
         args.push(SqlValue::Text(role.clone()));
     }
     match f.failed {
-        Some(true) => having.push("SUM(success = 0) > 0"),
-        Some(false) => having.push("SUM(success = 0) = 0"),
+        Some(true) => filters.push("failed != 0"),
+        Some(false) => filters.push("failed = 0"),
         None => {}
     }
     if let Some(since) = f.since_ms {
-        having.push("MIN(ts_ms) >= ?");
+        filters.push("start_ms >= ?");
         args.push(SqlValue::Integer(since));
     }
-    let having = if having.is_empty() {
+    let filters = if filters.is_empty() {
         String::new()
     } else {
-        format!("HAVING {}", having.join(" AND "))
+        format!("WHERE {}", filters.join(" AND "))
     };
     args.push(SqlValue::Integer(i64::from(
         f.limit.unwrap_or(50).min(1000),
     )));
     args.push(SqlValue::Integer(i64::from(f.offset.unwrap_or(0))));
     let sql = format!(
-        "SELECT operation_id, MIN(ts_ms), MAX(ts_ms + COALESCE(duration_ms, 0)), GROUP_CONCAT(DISTINCT cloud_role),
-                SUM(success = 0) > 0, COUNT(*),
-                (SELECT name FROM items r WHERE r.operation_id = g.operation_id
-                   ORDER BY (item_type != 'request'), (parent_id IS NOT NULL), ts_ms LIMIT 1),
-                (SELECT timestamp FROM items r WHERE r.operation_id = g.operation_id ORDER BY ts_ms LIMIT 1)
-         FROM items g WHERE operation_id IS NOT NULL
-         GROUP BY operation_id {having} ORDER BY MIN(ts_ms) DESC LIMIT ? OFFSET ?"
+        "SELECT operation_id, start_ms, end_ms, roles, failed != 0, items, root_name, start
+         FROM operations {filters} ORDER BY start_ms DESC, operation_id DESC LIMIT ? OFFSET ?"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args), |r| {

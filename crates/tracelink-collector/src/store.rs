@@ -20,6 +20,7 @@ use tracelink::model::{Telemetry, TelemetryData, tags};
 use tracelink::wire_time;
 
 use crate::ingest::Accepted;
+use crate::summary;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -239,6 +240,8 @@ impl Store {
         }
         let conn = open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         conn.execute_batch(SCHEMA)
+            .and_then(|()| conn.execute_batch(summary::SCHEMA))
+            .and_then(|()| summary::rebuild_if_missing(&conn))
             .map_err(|e| format!("cannot create the schema: {e}"))?;
         // The writer never checkpoints: a second thread moves the WAL into the database,
         // so on two cores writing and checkpointing run side by side.
@@ -339,6 +342,7 @@ fn commit(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
                 r.legacy_root,
                 r.raw,
             ])?;
+            summary::add(&tx, r)?;
         }
     }
     tx.commit()
@@ -389,17 +393,30 @@ fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Mutex<Connection>>) 
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
 }
 
-/// Deletes items older than the retention's days, then the oldest beyond its count.
+/// Deletes items older than the retention's days, then the oldest beyond its count, and
+/// brings the rows of the operations they belonged to up to date: all in one transaction.
 pub(crate) fn apply_retention(conn: &Connection, r: Retention) -> rusqlite::Result<usize> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let cutoff = now_ms - i64::from(r.max_days) * 86_400_000;
-    let mut deleted = conn.execute("DELETE FROM items WHERE ts_ms < ?1", [cutoff])?;
-    let count: i64 = conn.query_row("SELECT COUNT(*) FROM items", [], |row| row.get(0))?;
+    let tx = conn.unchecked_transaction()?;
+    let mut touched: Vec<String> = Vec::new();
+    let mut delete = |filter: &str, value: i64| -> rusqlite::Result<usize> {
+        let ids = format!(
+            "SELECT DISTINCT operation_id FROM items WHERE {filter} AND operation_id IS NOT NULL"
+        );
+        let mut stmt = tx.prepare(&ids)?;
+        for id in stmt.query_map([value], |row| row.get(0))? {
+            touched.push(id?);
+        }
+        tx.execute(&format!("DELETE FROM items WHERE {filter}"), [value])
+    };
+    let mut deleted = delete("ts_ms < ?1", cutoff)?;
+    let count: i64 = tx.query_row("SELECT COUNT(*) FROM items", [], |row| row.get(0))?;
     let excess = count - r.max_items as i64;
     if excess > 0 {
-        let last: Option<i64> = conn
+        let last: Option<i64> = tx
             .query_row(
                 "SELECT seq FROM items ORDER BY seq LIMIT 1 OFFSET ?1",
                 [excess - 1],
@@ -407,9 +424,13 @@ pub(crate) fn apply_retention(conn: &Connection, r: Retention) -> rusqlite::Resu
             )
             .optional()?;
         if let Some(seq) = last {
-            deleted += conn.execute("DELETE FROM items WHERE seq <= ?1", [seq])?;
+            deleted += delete("seq <= ?1", seq)?;
         }
     }
+    touched.sort_unstable();
+    touched.dedup();
+    summary::refresh(&tx, &touched)?;
+    tx.commit()?;
     Ok(deleted)
 }
 

@@ -368,6 +368,73 @@ async fn retention_deletes_the_oldest() {
         .unwrap();
     assert_eq!(deleted, 1 + 6);
     assert_eq!(count(&c).await, 4);
+    // The operation's summary row follows: four items left, starting now, not in 2020.
+    let ops = operations(&c).await;
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].items, 4);
+    assert!(ops[0].start_ms > 1_700_000_000_000, "{}", ops[0].start);
+    // And an operation whose items are all gone leaves the list.
+    c.store()
+        .enforce_retention(Retention {
+            max_days: 7,
+            max_items: 0,
+        })
+        .await
+        .unwrap();
+    assert!(operations(&c).await.is_empty());
+}
+
+async fn operations(c: &Collector) -> Vec<query::OperationSummary> {
+    c.store()
+        .read(|c| query::operations(c, &query::OperationFilter::default()))
+        .await
+        .unwrap()
+}
+
+/// The per-operation rows kept as items arrive are what a grouping of all items gives: a
+/// database whose rows are gone (written before the table existed) is rebuilt on open to
+/// the same list, for every capture and every filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
+    let path = db("summary");
+    let c = Collector::start(Config::new(&path).listen("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    for capture in CAPTURES {
+        let (status, b) = post(&c, "/v2.1/track", capture.as_bytes().to_vec(), &[]).await;
+        assert!(status == 200 || status == 206, "{b}");
+    }
+    let mut filters = vec![query::OperationFilter::default()];
+    let mut failed = query::OperationFilter::default();
+    failed.failed = Some(true);
+    filters.push(failed);
+    let mut ok = query::OperationFilter::default();
+    ok.failed = Some(false);
+    filters.push(ok);
+    let kept: Vec<_> = {
+        let mut all = Vec::new();
+        for f in &filters {
+            let f = f.clone();
+            all.push(
+                c.store()
+                    .read(move |c| query::operations(c, &f))
+                    .await
+                    .unwrap(),
+            );
+        }
+        all
+    };
+    assert!(kept[0].len() >= 3, "{:?}", kept[0]);
+    assert!(kept[0].iter().all(|o| o.items > 0 && o.root_name.is_some()));
+    c.store()
+        .read(|c| c.execute("DELETE FROM operations", []))
+        .await
+        .unwrap();
+    let reopened = tracelink_collector::Store::open(&path, Retention::default()).unwrap();
+    for (f, want) in filters.iter().zip(&kept) {
+        let got = reopened.read_now(|c| query::operations(c, f)).unwrap();
+        assert_eq!(&got, want);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,108 @@
+//! The `operations` table: one row per operation, kept up to date as items are written and
+//! deleted, so that the list of recent operations is an indexed read of one page instead of
+//! a grouping of every stored item (a million items by default).
+//!
+//! Each row holds what the list shows: first start, last end, the roles (`,a,b,` so that a
+//! role is found with `instr`), whether any item failed, the item count, the root's name
+//! (the first request without a parent, else the first request, else the first item; ties by
+//! time) and the first item's timestamp.
+
+use rusqlite::{Connection, params};
+
+use crate::store::Row;
+
+/// The table and its index.
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS operations (
+    operation_id TEXT PRIMARY KEY,
+    start_ms     INTEGER NOT NULL,
+    end_ms       REAL NOT NULL,
+    roles        TEXT NOT NULL,
+    failed       INTEGER NOT NULL,
+    items        INTEGER NOT NULL,
+    root_rank    INTEGER NOT NULL,
+    root_ts      INTEGER NOT NULL,
+    root_name    TEXT,
+    start        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operations_start ON operations(start_ms, operation_id);
+";
+
+/// Adds one item to its operation's row. Every `SET` sees the row as it was.
+const ADD: &str = "
+INSERT INTO operations (operation_id, start_ms, end_ms, roles, failed, items, root_rank, root_ts, root_name, start)
+VALUES (?1, ?2, ?3, CASE WHEN ?4 IS NULL THEN ',' ELSE ',' || ?4 || ',' END, ?5, 1, ?6, ?2, ?7, ?8)
+ON CONFLICT(operation_id) DO UPDATE SET
+    start = CASE WHEN excluded.start_ms < start_ms THEN excluded.start ELSE start END,
+    start_ms = MIN(start_ms, excluded.start_ms),
+    end_ms = MAX(end_ms, excluded.end_ms),
+    roles = CASE WHEN ?4 IS NULL OR instr(roles, ',' || ?4 || ',') > 0 THEN roles
+                 ELSE roles || ?4 || ',' END,
+    failed = failed OR excluded.failed,
+    items = items + 1,
+    root_name = CASE WHEN (excluded.root_rank, excluded.root_ts) < (root_rank, root_ts)
+                     THEN excluded.root_name ELSE root_name END,
+    root_ts = CASE WHEN (excluded.root_rank, excluded.root_ts) < (root_rank, root_ts)
+                   THEN excluded.root_ts ELSE root_ts END,
+    root_rank = CASE WHEN (excluded.root_rank, excluded.root_ts) < (root_rank, root_ts)
+                     THEN excluded.root_rank ELSE root_rank END";
+
+/// The rows of operations, computed from their items (`{where}`: which operations).
+const SUMMARIZE: &str = "
+INSERT OR REPLACE INTO operations (operation_id, start_ms, end_ms, roles, failed, items, root_rank, root_ts, root_name, start)
+SELECT g.operation_id, MIN(g.ts_ms), MAX(g.ts_ms + COALESCE(g.duration_ms, 0)),
+       ',' || COALESCE(GROUP_CONCAT(DISTINCT g.cloud_role), '') || ',',
+       COALESCE(SUM(g.success = 0) > 0, 0), COUNT(*),
+       (SELECT (r.item_type != 'request') * 2 + (r.parent_id IS NOT NULL) AS rank FROM items r
+          WHERE r.operation_id = g.operation_id ORDER BY rank, r.ts_ms, r.seq LIMIT 1),
+       (SELECT r.ts_ms FROM items r WHERE r.operation_id = g.operation_id
+          ORDER BY (r.item_type != 'request') * 2 + (r.parent_id IS NOT NULL), r.ts_ms, r.seq LIMIT 1),
+       (SELECT r.name FROM items r WHERE r.operation_id = g.operation_id
+          ORDER BY (r.item_type != 'request') * 2 + (r.parent_id IS NOT NULL), r.ts_ms, r.seq LIMIT 1),
+       (SELECT r.timestamp FROM items r WHERE r.operation_id = g.operation_id
+          ORDER BY r.ts_ms, r.seq LIMIT 1)
+FROM items g WHERE g.operation_id IS NOT NULL {where} GROUP BY g.operation_id";
+
+/// Adds a written item to its operation's row (inside the writer's transaction).
+pub(crate) fn add(conn: &Connection, r: &Row) -> rusqlite::Result<()> {
+    let Some(op) = &r.operation_id else {
+        return Ok(());
+    };
+    let rank = i64::from(r.item_type != "request") * 2 + i64::from(r.parent_id.is_some());
+    conn.prepare_cached(ADD)?.execute(params![
+        op,
+        r.ts_ms,
+        r.ts_ms as f64 + r.duration_ms.unwrap_or(0.0),
+        r.cloud_role,
+        r.success == Some(false),
+        rank,
+        r.name,
+        r.timestamp,
+    ])?;
+    Ok(())
+}
+
+/// Recomputes the rows of these operations from their items, after some were deleted; an
+/// operation with no items left loses its row.
+pub(crate) fn refresh(conn: &Connection, ids: &[String]) -> rusqlite::Result<()> {
+    let summarize = SUMMARIZE.replace("{where}", "AND g.operation_id = ?1");
+    let mut delete = conn.prepare_cached("DELETE FROM operations WHERE operation_id = ?1")?;
+    let mut insert = conn.prepare_cached(&summarize)?;
+    for id in ids {
+        delete.execute([id])?;
+        insert.execute([id])?;
+    }
+    Ok(())
+}
+
+/// Builds the table from the items when it is empty but items are not (a database written
+/// before the table existed).
+pub(crate) fn rebuild_if_missing(conn: &Connection) -> rusqlite::Result<()> {
+    let has_rows = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, bool>(0));
+    if !has_rows("SELECT EXISTS (SELECT 1 FROM operations)")?
+        && has_rows("SELECT EXISTS (SELECT 1 FROM items WHERE operation_id IS NOT NULL)")?
+    {
+        conn.execute(&SUMMARIZE.replace("{where}", ""), [])?;
+    }
+    Ok(())
+}
