@@ -1,5 +1,6 @@
 //! The embedded SQLite database: one `items` table with typed columns for what queries use,
-//! plus the raw JSON of every item.
+//! plus the raw JSON of every item, and one summary row per operation ([`crate::summary`])
+//! kept in the same transactions.
 //!
 //! Writes go through one writer thread that commits the items of several requests in one
 //! transaction (WAL mode) and acknowledges each request only after its commit: an item that
