@@ -138,7 +138,7 @@ pub fn operations(
     let mut filters = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(role) = &f.role {
-        filters.push("instr(roles, ',' || ? || ',') > 0");
+        filters.push("instr(roles, char(31) || ? || char(31)) > 0");
         args.push(SqlValue::Text(role.clone()));
     }
     match f.failed {
@@ -168,7 +168,7 @@ pub fn operations(
         let roles: Option<String> = r.get(3)?;
         let mut roles: Vec<String> = roles
             .unwrap_or_default()
-            .split(',')
+            .split(crate::summary::ROLE_SEP)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();

@@ -401,7 +401,10 @@ pub(crate) fn apply_retention(conn: &Connection, r: Retention) -> rusqlite::Resu
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let cutoff = now_ms - i64::from(r.max_days) * 86_400_000;
-    let tx = conn.unchecked_transaction()?;
+    // Immediate: the write lock is taken (waiting through the busy timeout) before the
+    // snapshot the affected operations are read from; a deferred transaction could not
+    // upgrade while the writer holds the lock, and would fail instead of waiting.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let mut touched: Vec<String> = Vec::new();
     let mut delete = |filter: &str, value: i64| -> rusqlite::Result<usize> {
         let ids = format!(

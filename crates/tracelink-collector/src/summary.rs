@@ -2,8 +2,9 @@
 //! deleted, so that the list of recent operations is an indexed read of one page instead of
 //! a grouping of every stored item (a million items by default).
 //!
-//! Each row holds what the list shows: first start, last end, the roles (`,a,b,` so that a
-//! role is found with `instr`), whether any item failed, the item count, the root's name
+//! Each row holds what the list shows: first start, last end, the roles (each between two
+//! [`ROLE_SEP`]s, so that a role is found with `instr`; role names may hold commas), whether
+//! any item failed, the item count, the root's name
 //! (the first request without a parent, else the first request, else the first item; ties by
 //! time) and the first item's timestamp.
 
@@ -11,7 +12,11 @@ use rusqlite::{Connection, params};
 
 use crate::store::Row;
 
-/// The table and its index.
+/// What separates the roles of an operation: the ASCII unit separator, which no role name
+/// holds.
+pub(crate) const ROLE_SEP: char = '\u{1f}';
+
+/// The table and its indexes.
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS operations (
     operation_id TEXT PRIMARY KEY,
@@ -26,18 +31,20 @@ CREATE TABLE IF NOT EXISTS operations (
     start        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS operations_start ON operations(start_ms, operation_id);
+CREATE INDEX IF NOT EXISTS operations_failed ON operations(start_ms, operation_id) WHERE failed != 0;
 ";
 
 /// Adds one item to its operation's row. Every `SET` sees the row as it was.
 const ADD: &str = "
 INSERT INTO operations (operation_id, start_ms, end_ms, roles, failed, items, root_rank, root_ts, root_name, start)
-VALUES (?1, ?2, ?3, CASE WHEN ?4 IS NULL THEN ',' ELSE ',' || ?4 || ',' END, ?5, 1, ?6, ?2, ?7, ?8)
+VALUES (?1, ?2, ?3, CASE WHEN ?4 IS NULL THEN char(31) ELSE char(31) || ?4 || char(31) END,
+        ?5, 1, ?6, ?2, ?7, ?8)
 ON CONFLICT(operation_id) DO UPDATE SET
     start = CASE WHEN excluded.start_ms < start_ms THEN excluded.start ELSE start END,
     start_ms = MIN(start_ms, excluded.start_ms),
     end_ms = MAX(end_ms, excluded.end_ms),
-    roles = CASE WHEN ?4 IS NULL OR instr(roles, ',' || ?4 || ',') > 0 THEN roles
-                 ELSE roles || ?4 || ',' END,
+    roles = CASE WHEN ?4 IS NULL OR instr(roles, char(31) || ?4 || char(31)) > 0 THEN roles
+                 ELSE roles || ?4 || char(31) END,
     failed = failed OR excluded.failed,
     items = items + 1,
     root_name = CASE WHEN (excluded.root_rank, excluded.root_ts) < (root_rank, root_ts)
@@ -51,7 +58,10 @@ ON CONFLICT(operation_id) DO UPDATE SET
 const SUMMARIZE: &str = "
 INSERT OR REPLACE INTO operations (operation_id, start_ms, end_ms, roles, failed, items, root_rank, root_ts, root_name, start)
 SELECT g.operation_id, MIN(g.ts_ms), MAX(g.ts_ms + COALESCE(g.duration_ms, 0)),
-       ',' || COALESCE(GROUP_CONCAT(DISTINCT g.cloud_role), '') || ',',
+       char(31) || COALESCE((SELECT group_concat(role, char(31)) FROM
+           (SELECT DISTINCT r.cloud_role AS role FROM items r
+              WHERE r.operation_id = g.operation_id AND r.cloud_role IS NOT NULL)), '')
+         || char(31),
        COALESCE(SUM(g.success = 0) > 0, 0), COUNT(*),
        (SELECT (r.item_type != 'request') * 2 + (r.parent_id IS NOT NULL) AS rank FROM items r
           WHERE r.operation_id = g.operation_id ORDER BY rank, r.ts_ms, r.seq LIMIT 1),

@@ -393,7 +393,7 @@ async fn operations(c: &Collector) -> Vec<query::OperationSummary> {
 
 /// The per-operation rows kept as items arrive are what a grouping of all items gives: a
 /// database whose rows are gone (written before the table existed) is rebuilt on open to
-/// the same list, for every capture and every filter.
+/// the same list, for every capture and every filter. A role name may hold a comma.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
     let path = db("summary");
@@ -404,28 +404,52 @@ async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
         let (status, b) = post(&c, "/v2.1/track", capture.as_bytes().to_vec(), &[]).await;
         assert!(status == 200 || status == 206, "{b}");
     }
-    let mut filters = vec![query::OperationFilter::default()];
-    let mut failed = query::OperationFilter::default();
-    failed.failed = Some(true);
-    filters.push(failed);
-    let mut ok = query::OperationFilter::default();
-    ok.failed = Some(false);
-    filters.push(ok);
-    let kept: Vec<_> = {
-        let mut all = Vec::new();
-        for f in &filters {
-            let f = f.clone();
-            all.push(
-                c.store()
-                    .read(move |c| query::operations(c, &f))
-                    .await
-                    .unwrap(),
-            );
-        }
-        all
+    let mut r = Request::new("GET /c", "200", Duration::from_millis(1));
+    r.id = "00f067aa0ba902b7".into();
+    let comma = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
+    let mut item = comma.to_item(r);
+    item.tags.insert(tracelink::model::tags::CLOUD_ROLE, "x,y");
+    let line = tracelink::envelope::to_json(&item, "k");
+    let (status, b) = post(&c, "/v2.1/track", line.into_bytes(), &[]).await;
+    assert_eq!(status, 200, "{b}");
+    let op = comma.trace_id().to_string();
+
+    let filter = |failed: Option<bool>, role: Option<&str>| {
+        let mut f = query::OperationFilter::default();
+        f.failed = failed;
+        f.role = role.map(str::to_owned);
+        f.limit = Some(1000);
+        f
     };
-    assert!(kept[0].len() >= 3, "{:?}", kept[0]);
+    let filters = [
+        filter(None, None),
+        filter(Some(true), None),
+        filter(Some(false), None),
+        filter(None, Some("x,y")),
+        filter(None, Some("x")),
+        filter(None, Some("peers.py-peer")),
+    ];
+    let mut kept = Vec::new();
+    for f in &filters {
+        let f = f.clone();
+        kept.push(
+            c.store()
+                .read(move |c| query::operations(c, &f))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(kept[0].len() >= 4, "{:?}", kept[0]);
     assert!(kept[0].iter().all(|o| o.items > 0 && o.root_name.is_some()));
+    let row = kept[0].iter().find(|o| o.operation_id == op).unwrap();
+    assert_eq!(row.roles, ["x,y"]);
+    assert!(kept[3].iter().any(|o| o.operation_id == op));
+    assert!(
+        !kept[4].iter().any(|o| o.operation_id == op),
+        "a role is matched whole"
+    );
+    assert!(!kept[5].is_empty());
+
     c.store()
         .read(|c| c.execute("DELETE FROM operations", []))
         .await
