@@ -119,6 +119,17 @@ async fn post_oversized(c: &Collector, chunked: bool) -> u16 {
         .unwrap_or_else(|| panic!("no HTTP answer to an oversized body: {text:?}"))
 }
 
+/// POSTs `plain` gzipped to `/v2.1/track`, as the SDKs send it.
+async fn post_gzip(c: &Collector, plain: &[u8]) -> (u16, serde_json::Value) {
+    post(
+        c,
+        "/v2.1/track",
+        gzip(plain),
+        &[("content-encoding", "gzip")],
+    )
+    .await
+}
+
 fn gzip(b: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(b).unwrap();
@@ -322,13 +333,7 @@ async fn concurrent_posters_lose_nothing() {
             let mut accepted = 0;
             for _ in 0..25 {
                 let body = format!("{line}\n").repeat(40);
-                let (status, b) = post(
-                    &c,
-                    "/v2.1/track",
-                    gzip(body.as_bytes()),
-                    &[("content-encoding", "gzip")],
-                )
-                .await;
+                let (status, b) = post_gzip(&c, body.as_bytes()).await;
                 assert_eq!(status, 200);
                 accepted += b["itemsAccepted"].as_i64().unwrap();
             }
@@ -530,13 +535,7 @@ async fn deep_parent_chains_are_served_flattened_below_the_depth_cap() {
             "{{\"name\":\"x\",\"time\":\"{now}\",\"tags\":{{\"ai.operation.id\":\"deepop\"{parent}}},\"data\":{{\"baseType\":\"RequestData\",\"baseData\":{{\"ver\":2,\"id\":\"p{i}\",\"name\":\"GET /\",\"duration\":\"00:00:00.001\",\"responseCode\":\"200\",\"success\":true}}}}}}\n"
         ));
     }
-    let (status, b) = post(
-        &c,
-        "/v2.1/track",
-        gzip(body.as_bytes()),
-        &[("content-encoding", "gzip")],
-    )
-    .await;
+    let (status, b) = post_gzip(&c, body.as_bytes()).await;
     assert_eq!(status, 200, "{b}");
     let text = reqwest::get(format!("{}/api/operations/deepop", c.url()))
         .await
