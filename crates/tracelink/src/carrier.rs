@@ -67,18 +67,96 @@ impl Known {
     }
 }
 
+/// One value line of a header, as the carrier holds it: text, or (with the `http` feature) an
+/// [`http::HeaderValue`], whose bytes the parsers check themselves and which what is kept of
+/// it can share instead of copying.
+///
+/// ```
+/// use tracelink::carrier::Line;
+///
+/// let line = Line::from("congo=t61rcWkgMzE");
+/// assert_eq!(line.text(), "congo=t61rcWkgMzE");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Line<'a>(LineRepr<'a>);
+
+#[derive(Clone, Copy)]
+enum LineRepr<'a> {
+    Text(&'a str),
+    #[cfg(feature = "http")]
+    Value(&'a http::HeaderValue),
+}
+
+impl<'a> Line<'a> {
+    /// The line as text; a value that is not visible ASCII is `"\0"`, which no parser
+    /// accepts (see the [module docs](crate::carrier)).
+    pub fn text(&self) -> &'a str {
+        match self.0 {
+            LineRepr::Text(t) => t,
+            #[cfg(feature = "http")]
+            LineRepr::Value(v) => http_impl::text(v),
+        }
+    }
+
+    /// The line's bytes, unchecked: for parsers that check every byte themselves.
+    pub(crate) fn as_bytes(&self) -> &'a [u8] {
+        match self.0 {
+            LineRepr::Text(t) => t.as_bytes(),
+            #[cfg(feature = "http")]
+            LineRepr::Value(v) => v.as_bytes(),
+        }
+    }
+
+    /// The header value itself, when the carrier holds one.
+    pub(crate) fn value(&self) -> Option<&'a crate::received::Value> {
+        match self.0 {
+            LineRepr::Text(_) => None,
+            #[cfg(feature = "http")]
+            LineRepr::Value(v) => Some(v),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Line<'a> {
+    fn from(text: &'a str) -> Self {
+        Self(LineRepr::Text(text))
+    }
+}
+
+#[cfg(feature = "http")]
+impl<'a> From<&'a http::HeaderValue> for Line<'a> {
+    fn from(value: &'a http::HeaderValue) -> Self {
+        Self(LineRepr::Value(value))
+    }
+}
+
+/// Equal when the text is: how a carrier held the line does not matter.
+impl PartialEq for Line<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl Eq for Line<'_> {}
+
+impl core::fmt::Debug for Line<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.text(), f)
+    }
+}
+
 /// The first line of a header and whether there are more, as collected by
 /// [`Extractor::correlation_headers`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lines<'a> {
     /// The first value line.
-    pub first: Option<&'a str>,
+    pub first: Option<Line<'a>>,
     /// Whether the header has more than one line.
     pub more: bool,
 }
 
 impl<'a> Lines<'a> {
-    fn push(&mut self, line: &'a str) {
+    fn push(&mut self, line: Line<'a>) {
         match self.first {
             None => self.first = Some(line),
             Some(_) => self.more = true,
@@ -89,10 +167,15 @@ impl<'a> Lines<'a> {
     pub fn is_empty(&self) -> bool {
         self.first.is_none()
     }
+
+    /// The first line, when it is the only one.
+    pub fn single(&self) -> Option<Line<'a>> {
+        self.first.filter(|_| !self.more)
+    }
 }
 
 /// The correlation headers of a carrier, collected at once.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CorrelationHeaders<'a> {
     /// `traceparent`.
@@ -107,70 +190,13 @@ pub struct CorrelationHeaders<'a> {
     pub correlation_context: Lines<'a>,
     /// `request-context`.
     pub request_context: Lines<'a>,
-    /// The first `tracestate` and `request-context` lines as the carrier holds them, so what
-    /// is kept of them can be shared, not copied.
-    #[cfg(feature = "http")]
-    pub(crate) tracestate_value: Option<&'a http::HeaderValue>,
-    #[cfg(feature = "http")]
-    pub(crate) request_context_value: Option<&'a http::HeaderValue>,
-}
-
-impl CorrelationHeaders<'_> {
-    fn lines(&self) -> [&Lines<'_>; 6] {
-        [
-            &self.traceparent,
-            &self.tracestate,
-            &self.baggage,
-            &self.request_id,
-            &self.correlation_context,
-            &self.request_context,
-        ]
-    }
-}
-
-/// Equal when the lines are: how a carrier held them does not matter.
-impl PartialEq for CorrelationHeaders<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.lines() == other.lines()
-    }
-}
-
-impl Eq for CorrelationHeaders<'_> {}
-
-impl core::fmt::Debug for CorrelationHeaders<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("CorrelationHeaders")
-            .field("traceparent", &self.traceparent)
-            .field("tracestate", &self.tracestate)
-            .field("baggage", &self.baggage)
-            .field("request_id", &self.request_id)
-            .field("correlation_context", &self.correlation_context)
-            .field("request_context", &self.request_context)
-            .finish()
-    }
 }
 
 impl<'a> CorrelationHeaders<'a> {
-    /// The first `tracestate` value, when the carrier holds header values.
-    pub(crate) fn tracestate_value(&self) -> Option<&'a crate::received::Value> {
-        #[cfg(feature = "http")]
-        return self.tracestate_value;
-        #[cfg(not(feature = "http"))]
-        None
-    }
-
-    /// The first `request-context` value, when the carrier holds header values.
-    pub(crate) fn request_context_value(&self) -> Option<&'a crate::received::Value> {
-        #[cfg(feature = "http")]
-        return self.request_context_value;
-        #[cfg(not(feature = "http"))]
-        None
-    }
-
     /// Files a header line under its name, ignoring names that are not correlation headers.
-    pub fn push(&mut self, name: &str, line: &'a str) {
+    pub fn push(&mut self, name: &str, line: impl Into<Line<'a>>) {
         if let Some(slot) = Known::of(name).and_then(|k| self.slot(k)) {
-            slot.push(line);
+            slot.push(line.into());
         }
     }
 
@@ -317,19 +343,12 @@ mod http_impl {
         }
     }
 
-    /// Files a line of one of ours, keeping the first `tracestate` and `request-context`
-    /// values so that what is kept of them can be shared.
+    /// Files a line of one of ours as the value itself: it is checked by the parser that
+    /// reads it, and what is kept of it is shared.
     fn file<'a>(c: &mut CorrelationHeaders<'a>, known: Known, value: &'a HeaderValue) {
-        let Some(slot) = c.slot(known) else {
-            return;
-        };
-        slot.push(text(value));
-        let kept = match known {
-            Known::TraceState => &mut c.tracestate_value,
-            Known::RequestContext => &mut c.request_context_value,
-            _ => return,
-        };
-        kept.get_or_insert(value);
+        if let Some(slot) = c.slot(known) {
+            slot.push(Line::from(value));
+        }
     }
 
     /// Inserts under `name` unless it has a value; `value` is made only when needed.
@@ -347,7 +366,7 @@ mod http_impl {
         }
     }
 
-    fn text(v: &HeaderValue) -> &str {
+    pub(super) fn text(v: &HeaderValue) -> &str {
         v.to_str().unwrap_or(INVALID_LINE)
     }
 
@@ -433,7 +452,7 @@ mod http_impl {
             pushed.push("accept", "*/*");
             let collected = h.correlation_headers();
             assert_eq!(collected, pushed);
-            assert!(collected.tracestate_value.is_some());
+            assert!(collected.tracestate.first.unwrap().value().is_some());
             assert!(!format!("{collected:?}").contains("value"));
         }
 

@@ -30,7 +30,7 @@
 //! ```
 
 use crate::baggage::Baggage;
-use crate::carrier::{Extractor, Lines, headers};
+use crate::carrier::{Extractor, Line, Lines, headers};
 use crate::correlation::{Correlation, ItemId, Operation};
 use crate::correlation_context;
 use crate::id::{SpanId, TraceId};
@@ -72,18 +72,11 @@ pub struct Incoming {
 /// Applies SPEC 2 to the headers of an incoming request.
 pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Incoming {
     let h = carrier.correlation_headers();
-    // Several lines of a header: read them all (rare; single lines need no second lookup).
-    let lines = |l: Lines<'_>, name: &'static str| -> Vec<&str> {
-        if l.more {
-            carrier.get_all(name).collect()
-        } else {
-            Vec::new()
-        }
-    };
-    let traceparent = match (h.traceparent.first, h.traceparent.more) {
-        (Some(line), false) => TraceParent::parse(line).ok(),
-        _ => None,
-    };
+    let lines = |l, name| each_line(carrier, l, name);
+    let traceparent = h
+        .traceparent
+        .single()
+        .and_then(|line| TraceParent::parse_bytes(line.as_bytes()).ok());
     let mut incoming = match traceparent {
         Some(tp) => Incoming {
             trace_id: tp.trace_id(),
@@ -92,7 +85,7 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
             // An absent or invalid tracestate is simply not forwarded.
             trace_state: match (h.tracestate.first, h.tracestate.more) {
                 (None, _) => None,
-                (Some(line), false) => trace_state(line, h.tracestate_value()),
+                (Some(line), false) => trace_state(line),
                 (Some(_), true) => {
                     TraceState::parse_lines(lines(h.tracestate, headers::TRACESTATE)).ok()
                 }
@@ -106,39 +99,40 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
     };
     if !h.baggage.is_empty() {
         let all = lines(h.baggage, headers::BAGGAGE);
-        let one = [h.baggage.first.unwrap_or_default()];
-        incoming.baggage.merge_w3c_lines(
-            if h.baggage.more { &all[..] } else { &one[..] }
-                .iter()
-                .copied(),
-        );
+        incoming.baggage.merge_w3c_lines(all);
     }
     if !h.correlation_context.is_empty() {
         let all = lines(h.correlation_context, headers::CORRELATION_CONTEXT);
-        let one = [h.correlation_context.first.unwrap_or_default()];
-        let src = if h.correlation_context.more {
-            &all[..]
-        } else {
-            &one[..]
-        };
-        correlation_context::merge_lines(&mut incoming.baggage, src.iter().copied());
+        correlation_context::merge_lines(&mut incoming.baggage, all);
     }
     if let Some(first) = h.request_context.first {
         let own = config.own_app_id().map(|a| a.as_str());
-        let all = lines(h.request_context, headers::REQUEST_CONTEXT);
-        let one = [first];
-        let src = if h.request_context.more {
-            &all[..]
+        let found = if h.request_context.more {
+            lines(h.request_context, headers::REQUEST_CONTEXT)
+                .find_map(|line| Some((line, request_context::app_id(line)?, None)))
         } else {
-            &one[..]
+            let line = first.text();
+            request_context::app_id(line).map(|x| (line, x, first.value()))
         };
-        incoming.source = src
-            .iter()
-            .find_map(|line| Some((*line, request_context::app_id(line)?)))
-            .filter(|(_, x)| Some(*x) != own)
-            .map(|(line, x)| source(line, x, h.request_context_value()));
+        incoming.source = found
+            .filter(|(_, x, _)| Some(*x) != own)
+            .map(|(line, x, value)| source(line, x, value));
     }
     incoming
+}
+
+/// Every line of a header: the single one as it was collected, or all of them, asked for
+/// again (several lines are rare).
+fn each_line<'a, E: Extractor + ?Sized>(
+    carrier: &'a E,
+    lines: Lines<'a>,
+    name: &str,
+) -> impl Iterator<Item = &'a str> {
+    let all: Vec<&'a str> = match lines.more {
+        true => carrier.get_all(name).collect(),
+        false => Vec::new(),
+    };
+    lines.single().map(|l| l.text()).into_iter().chain(all)
 }
 
 /// `cid-v1:<id>` for an id found in a `Request-Context` line: shared with the received value
@@ -154,13 +148,12 @@ fn source(line: &str, id: &str, value: Option<&received::Value>) -> Received {
 }
 
 /// A single `tracestate` line, shared with the carrier when it holds a `HeaderValue`.
-fn trace_state(line: &str, value: Option<&received::Value>) -> Option<TraceState> {
+fn trace_state(line: Line<'_>) -> Option<TraceState> {
     #[cfg(feature = "http")]
-    if let Some(v) = value {
+    if let Some(v) = line.value() {
         return TraceState::from_header_value(v).ok();
     }
-    let _ = value;
-    TraceState::parse(line).ok()
+    TraceState::parse(line.text()).ok()
 }
 
 fn from_request_id(lines: Lines<'_>) -> Incoming {
@@ -174,10 +167,9 @@ fn from_request_id(lines: Lines<'_>) -> Incoming {
         source: None,
         origin: Origin::New,
     };
-    let rid = match (lines.first, lines.more) {
-        (Some(line), false) => request_id::parse(line).ok(),
-        _ => None,
-    };
+    let rid = lines
+        .single()
+        .and_then(|line| request_id::parse(line.text()).ok());
     if let Some(rid) = rid {
         incoming.parent = Some(ItemId::text(rid));
         match request_id::w3c_trace_id(rid) {

@@ -44,13 +44,14 @@ impl Pattern {
         }
     }
 
-    fn matches(&self, host: &str) -> bool {
+    /// Whether `host` (lower or upper case, without port or trailing dot) matches.
+    fn matches(&self, host: &[u8]) -> bool {
         // Bytes, not `str` slices: a cut inside a multi-byte char must not panic.
-        let (h, d) = (host.as_bytes(), self.domain.as_bytes());
-        let Some(split) = h.len().checked_sub(d.len()) else {
+        let d = self.domain.as_bytes();
+        let Some(split) = host.len().checked_sub(d.len()) else {
             return false;
         };
-        let (rest, tail) = h.split_at(split);
+        let (rest, tail) = host.split_at(split);
         tail.eq_ignore_ascii_case(d)
             && ((rest.is_empty() && !self.subdomains_only) || rest.ends_with(b"."))
     }
@@ -99,21 +100,28 @@ impl HostFilter {
         if self.excluded.is_empty() {
             return false;
         }
-        let host = strip_port(host).trim_end_matches('.');
+        let host = bare_host(host.as_bytes());
         self.excluded.iter().any(|p| p.matches(host))
             && !self.allowed.iter().any(|p| p.matches(host))
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if !h.contains(':') && port.bytes().all(|c| c.is_ascii_digit()) => h,
-        _ => host,
-    }
+/// The host without its port and trailing dots: `[v6]:port`, `name:port` or `name.`.
+fn bare_host(host: &[u8]) -> &[u8] {
+    let host = match host {
+        [b'[', v6 @ ..] => v6.split(|&c| c == b']').next().unwrap_or(v6),
+        _ => match host.iter().rposition(|&c| c == b':') {
+            Some(colon)
+                if !host[..colon].contains(&b':')
+                    && host[colon + 1..].iter().all(u8::is_ascii_digit) =>
+            {
+                &host[..colon]
+            }
+            _ => host,
+        },
+    };
+    let dots = host.iter().rev().take_while(|&&c| c == b'.').count();
+    &host[..host.len() - dots]
 }
 
 #[cfg(test)]

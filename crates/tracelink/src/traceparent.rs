@@ -3,7 +3,8 @@
 //! Parsing never allocates. Rules, all from SPEC 3.1:
 //! - spaces and tabs around the value are trimmed first;
 //! - version `00` is exactly 55 chars; `ff` is invalid; a higher version is parsed as `00` over
-//!   its first 55 chars, and when longer its 56th char must be `-`;
+//!   its first 55 chars, and when longer its 56th char must be `-` (the rest is not read, but
+//!   must be header text: visible ASCII, space or tab);
 //! - trace-id and parent-id are lower-case hex and not all zero; flags are two lower-case hex
 //!   digits, and unknown flag bits are accepted (`03`, `09`, `ff` are valid);
 //! - several header lines, or a comma in one line, make the header invalid (see
@@ -119,9 +120,14 @@ impl TraceParent {
 
     /// Parses one header line (SPEC 3.1). Never allocates.
     pub fn parse(value: &str) -> Result<Self, ParseError> {
+        Self::parse_bytes(value.as_bytes())
+    }
+
+    /// Parses one header line given as bytes, as an [`http::HeaderValue`] holds it: every
+    /// byte is checked here, so it need not be checked as text first.
+    pub(crate) fn parse_bytes(b: &[u8]) -> Result<Self, ParseError> {
         // Optional white space around the value (byte-wise: cheaper than a char pattern).
         let not_ows = |c: &u8| *c != b' ' && *c != b'\t';
-        let b = value.as_bytes();
         let start = b.iter().position(not_ows).unwrap_or(b.len());
         let end = b.iter().rposition(not_ows).map_or(start, |i| i + 1);
         let s = &b[start..end];
@@ -148,6 +154,10 @@ impl TraceParent {
             // A comma means two values were folded into one line.
             if s.contains(&b',') {
                 return Err(err(ParseErrorKind::Multiple));
+            }
+            // What a later version adds is not read, but it must be header text.
+            if !s.iter().all(|&c| c == b'\t' || (b' '..=b'~').contains(&c)) {
+                return Err(err(ParseErrorKind::InvalidCharacter));
             }
         }
         let trace_id = parse_lower_hex(&s[3..35])
