@@ -101,6 +101,11 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    let ts = HeaderValue::from_static("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7,az=a1b2c3");
+    c.bench_function("tracestate from a normalized header value", |b| {
+        b.iter(|| tracelink::TraceState::from_header_value(black_box(&ts)))
+    });
+
     let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     c.bench_function("traceparent parse+format", |b| {
         b.iter(|| TraceParent::parse(black_box(tp)).map(|t| t.to_header()))
