@@ -264,6 +264,23 @@ pub trait Injector: Extractor {
         true
     }
 
+    /// Like [`Injector::set_if_absent`], with a value tracelink formatted itself as header
+    /// bytes (visible ASCII), such as a `traceparent`. The default sets it as text; carriers
+    /// of [`http::HeaderValue`]s make one from the bytes without reading them as text first.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use tracelink::carrier::Injector;
+    ///
+    /// let mut props: HashMap<String, String> = HashMap::new();
+    /// assert!(props.set_ascii_if_absent("request-id", b"|abc.1."));
+    /// assert!(!props.set_ascii_if_absent("request-id", b"|def.1.")); // never replaced
+    /// assert_eq!(props["request-id"], "|abc.1.");
+    /// ```
+    fn set_ascii_if_absent(&mut self, name: &'static str, value: &[u8]) -> bool {
+        core::str::from_utf8(value).is_ok_and(|v| self.set_if_absent(name, v))
+    }
+
     /// Like [`Injector::set_if_absent`], with a value tracelink already holds as an
     /// [`http::HeaderValue`] (a received `tracestate`, the own `Request-Context`). The
     /// default sets its text; carriers of `HeaderValue`s share it instead of copying.
@@ -417,6 +434,10 @@ mod http_impl {
 
         fn set_if_absent(&mut self, name: &'static str, value: &str) -> bool {
             insert_if_absent(self, name, || HeaderValue::from_str(value).ok())
+        }
+
+        fn set_ascii_if_absent(&mut self, name: &'static str, value: &[u8]) -> bool {
+            insert_if_absent(self, name, || HeaderValue::from_bytes(value).ok())
         }
 
         fn set_value_if_absent(&mut self, name: &'static str, value: &HeaderValue) -> bool {

@@ -62,15 +62,17 @@ impl Pattern {
 pub struct HostFilter {
     excluded: Vec<Pattern>,
     allowed: Vec<Pattern>,
+    /// The last byte of every excluded domain (lower case), as a bit set: a host that ends
+    /// in another byte matches no exclusion, which most hosts are decided by.
+    endings: [u64; 4],
 }
 
 impl Default for HostFilter {
     /// Excludes [`DEFAULT_EXCLUDED`], allows nothing extra.
     fn default() -> Self {
-        Self {
-            excluded: DEFAULT_EXCLUDED.iter().map(|p| Pattern::new(p)).collect(),
-            allowed: Vec::new(),
-        }
+        DEFAULT_EXCLUDED
+            .iter()
+            .fold(Self::none(), |f, p| f.exclude(p))
     }
 }
 
@@ -80,12 +82,19 @@ impl HostFilter {
         Self {
             excluded: Vec::new(),
             allowed: Vec::new(),
+            endings: [0; 4],
         }
     }
 
     /// Also exclude hosts matching `pattern`.
     pub fn exclude(mut self, pattern: &str) -> Self {
-        self.excluded.push(Pattern::new(pattern));
+        let p = Pattern::new(pattern);
+        match p.domain.as_bytes().last() {
+            Some(&c) => self.endings[usize::from(c / 64)] |= 1 << (c % 64),
+            // Only an empty host can match an empty domain: no ending to go by.
+            None => self.endings = [u64::MAX; 4],
+        }
+        self.excluded.push(p);
         self
     }
 
@@ -101,6 +110,12 @@ impl HostFilter {
             return false;
         }
         let host = bare_host(host.as_bytes());
+        if let Some(&c) = host.last() {
+            let c = c.to_ascii_lowercase();
+            if self.endings[usize::from(c / 64)] & (1 << (c % 64)) == 0 {
+                return false;
+            }
+        }
         self.excluded.iter().any(|p| p.matches(host))
             && !self.allowed.iter().any(|p| p.matches(host))
     }
@@ -175,6 +190,16 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn the_ending_filter_only_skips_hosts_no_exclusion_matches(
+            host in "[a-cA-C.]{0,8}(:[0-9]{1,3})?",
+            excluded in proptest::collection::vec("(\\*\\.)?[a-c.]{0,4}", 0..4),
+        ) {
+            let f = excluded.iter().fold(HostFilter::none(), |f, p| f.exclude(p));
+            let bare = bare_host(host.as_bytes());
+            proptest::prop_assert_eq!(f.is_excluded(&host), f.excluded.iter().any(|p| p.matches(bare)));
+        }
+
         #[test]
         fn never_panics(host in "\\PC{0,40}", pattern in "\\PC{0,20}") {
             let _ = HostFilter::default().exclude(&pattern).allow(&pattern).is_excluded(&host);

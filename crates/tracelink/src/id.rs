@@ -5,7 +5,7 @@ use core::num::{NonZeroU64, NonZeroU128};
 use core::str::FromStr;
 
 use crate::error::{ParseError, ParseErrorKind};
-use crate::rng;
+use crate::{rng, swar};
 
 /// Value of each ASCII byte as a lower-case hex digit, or `0xff`.
 const HEX_VALUE: [u8; 256] = {
@@ -52,14 +52,49 @@ fn parse_lower_hex_u64(s: &[u8]) -> Option<u64> {
 #[inline]
 pub(crate) fn parse_lower_hex(s: &[u8]) -> Option<u128> {
     debug_assert!(s.len() <= 32);
-    // In 64-bit halves: u128 shifts cost twice as much.
-    let (hi, lo) = s.split_at(s.len().saturating_sub(16));
-    let shift = 4 * lo.len() as u32;
-    let (hi, lo) = (parse_lower_hex_u64(hi)?, parse_lower_hex_u64(lo)?);
-    Some((u128::from(hi) << shift) | u128::from(lo))
+    // Whole ids eight digits at a time; other lengths a digit at a time.
+    match s.len() {
+        32 => Some((u128::from(hex16(&s[..16])?) << 64) | u128::from(hex16(&s[16..])?)),
+        16 => hex16(s).map(u128::from),
+        _ => {
+            // In 64-bit halves: u128 shifts cost twice as much.
+            let (hi, lo) = s.split_at(s.len().saturating_sub(16));
+            let shift = 4 * lo.len() as u32;
+            let (hi, lo) = (parse_lower_hex_u64(hi)?, parse_lower_hex_u64(lo)?);
+            Some((u128::from(hi) << shift) | u128::from(lo))
+        }
+    }
 }
 
-/// Writes `value` as `out.len()` (at most 32) lower-case hex digits (the low bits of `value`).
+/// Sixteen lower-case hex digits.
+#[inline]
+fn hex16(s: &[u8]) -> Option<u64> {
+    let mut words = s.chunks_exact(8).map(|c| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        hex8(u64::from_le_bytes(w))
+    });
+    let (hi, lo) = (words.next()??, words.next()??);
+    Some((u64::from(hi) << 32) | u64::from(lo))
+}
+
+/// Eight lower-case hex digits read as one little-endian word (the first digit in the lowest
+/// byte), checked and converted with whole-word arithmetic.
+#[inline]
+fn hex8(w: u64) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let digits = swar::bytes_in(w, b'0', b'9') | swar::bytes_in(w, b'a', b'f');
+    if digits != swar::HIGH {
+        return None;
+    }
+    // Each byte's value: its low nibble, plus 9 for a letter (bit 6 set).
+    let n = (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
+    // Pack the eight nibbles, first digit highest: pairs into bytes, bytes into a word.
+    let pairs = ((n << 4) | (n >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let quads = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    Some(((quads | (quads >> 16)) as u32).swap_bytes())
+}
+
 #[inline]
 pub(crate) fn write_lower_hex(value: u128, out: &mut [u8]) {
     debug_assert!(out.len() <= 32);
@@ -94,6 +129,16 @@ impl<const N: usize> AsciiBuf<N> {
     pub(crate) fn from_ascii(buf: [u8; N]) -> Self {
         debug_assert!(buf.is_ascii());
         Self { buf }
+    }
+
+    /// The text's bytes.
+    ///
+    /// ```
+    /// let id = tracelink::SpanId::from_u64(0xb7ad6b7169203331).unwrap();
+    /// assert_eq!(id.to_hex().as_bytes(), b"b7ad6b7169203331");
+    /// ```
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
     }
 
     /// The text.
@@ -360,6 +405,19 @@ mod tests {
             prop_assert_eq!(parse_lower_hex(want.as_bytes()), Some(low));
             let upper = want.to_ascii_uppercase();
             prop_assert_eq!(parse_lower_hex(upper.as_bytes()).is_none(), upper != want);
+        }
+
+        #[test]
+        fn whole_word_hex_agrees_with_digit_at_a_time(s in "[0-9a-f]{0,32}([/:`g@AFG]|[\\x00-\\x7f\u{80}-\u{ff}])?[0-9a-f]{0,32}") {
+            // Both id lengths: valid digits, or one byte of any kind among them.
+            for len in [16, 32] {
+                let Some(b) = s.as_bytes().get(..len) else { continue };
+                let (hi, lo) = b.split_at(len - 16);
+                let want = parse_lower_hex_u64(hi)
+                    .zip(parse_lower_hex_u64(lo))
+                    .map(|(h, l)| (u128::from(h) << 64) | u128::from(l));
+                prop_assert_eq!(parse_lower_hex(b), want, "{:?}", b);
+            }
         }
 
         #[test]

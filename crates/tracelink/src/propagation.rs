@@ -143,7 +143,7 @@ impl Propagation {
         let trace_id = dependency.trace_id();
         if self.mode != PropagationMode::Hierarchical
             && let Some(tp) = dependency.traceparent()
-            && carrier.set_if_absent(headers::TRACEPARENT, &tp.to_header())
+            && carrier.set_ascii_if_absent(headers::TRACEPARENT, tp.to_header().as_bytes())
             && let Some(ts) = dependency.trace_state()
         {
             inject_trace_state(ts, carrier);
