@@ -1,7 +1,7 @@
 //! The `Request-Context` header and application ids (SPEC 5.1-5.2).
 //!
-//! `Request-Context` carries `key=value` items separated by `,`; tracelink trims spaces around
-//! items, keys and values (the Node and JS SDKs do not; trimming only accepts more) and
+//! `Request-Context` carries `key=value` items separated by `,`; tracelink trims spaces (ASCII
+//! white space) around items, keys and values (the Node and JS SDKs do not; trimming only accepts more) and
 //! matches the `appId` key case-insensitively. An application id is sent as `cid-v1:<appId>`,
 //! cut to 50 chars, printable ASCII only.
 //!
@@ -28,7 +28,7 @@ pub fn items(value: &str) -> impl Iterator<Item = (&str, &str)> {
     value
         .split(',')
         .filter_map(|i| i.split_once('='))
-        .map(|(k, v)| (k.trim(), v.trim()))
+        .map(|(k, v)| (k.trim_ascii(), v.trim_ascii()))
 }
 
 /// The raw `appId` item, e.g. `cid-v1:abc`.
@@ -40,14 +40,22 @@ pub fn app_id_item(value: &str) -> Option<&str> {
 
 /// The application id `X` of an `appId=cid-v1:X` item, when `X` is non-empty.
 pub fn app_id(value: &str) -> Option<&str> {
-    // Fast path: the form every SDK sends, the appId item first and untrimmed.
-    if let Some(rest) = value.strip_prefix("appId=cid-v1:") {
-        let end = rest.bytes().position(|b| b == b',').unwrap_or(rest.len());
-        let id = rest[..end].trim();
-        if !id.is_empty() && !id.contains('=') {
+    // Fast path: the form every SDK sends, the appId item first and untrimmed. An `=` in
+    // the id, or white space or a control byte in it, is left to the general path.
+    if let Some(rest) = value.strip_prefix(HEADER_PREFIX) {
+        let end = rest
+            .bytes()
+            .position(|b| matches!(b, b',' | b'=') || b <= b' ');
+        let id = &rest[..end.unwrap_or(rest.len())];
+        if !id.is_empty() && end.is_none_or(|e| rest.as_bytes()[e] == b',') {
             return Some(id);
         }
     }
+    app_id_in_items(value)
+}
+
+/// [`app_id`] from the trimmed items.
+fn app_id_in_items(value: &str) -> Option<&str> {
     app_id_item(value)
         .and_then(|v| v.strip_prefix(CID_PREFIX))
         .filter(|x| !x.is_empty())
@@ -163,6 +171,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn fast_path_agrees_with_the_items(s in "(appId=cid-v1:)?[a-c=, \t\n\u{a0}]{0,12}") {
+            prop_assert_eq!(app_id(&s), app_id_in_items(&s), "{:?}", s);
+        }
+
         #[test]
         fn never_panics(s in "\\PC{0,200}") {
             let _ = app_id(&s);

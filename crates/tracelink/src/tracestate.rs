@@ -83,11 +83,15 @@ fn value_run(b: &[u8]) -> usize {
             || swar::has_byte(w, b',')
             || swar::has_byte(w, b'='))
     };
-    let mut i = swar::plain_prefix(b, plain);
-    while i < b.len() && CLASS[b[i] as usize] & VALUE != 0 {
-        i += 1;
-    }
-    i
+    let i = swar::plain_prefix(b, plain);
+    i + run(&b[i..], VALUE)
+}
+
+/// Length of the run of bytes of `class` at the start of `b`.
+fn run(b: &[u8], class: u8) -> usize {
+    b.iter()
+        .position(|&c| CLASS[c as usize] & class == 0)
+        .unwrap_or(b.len())
 }
 
 /// Whether `b` is a valid tracestate in normalized form: members `key=value` joined by `,`,
@@ -104,9 +108,7 @@ fn is_normalized(b: &[u8]) -> bool {
             Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() => i += 1,
             _ => return false,
         }
-        while i < b.len() && is_key_char(b[i]) {
-            i += 1;
-        }
+        i += run(&b[i..], KEY);
         let key_end = i;
         if key_end - key_start > 256 || b.get(i) != Some(&b'=') {
             return false;
