@@ -101,10 +101,36 @@ pub(crate) struct Operation {
     pub(crate) trace_id: TraceId,
     pub(crate) flags: TraceFlags,
     pub(crate) trace_state: Option<TraceState>,
-    pub(crate) baggage: Baggage,
-    pub(crate) legacy_root_id: Option<Box<str>>,
+    pub(crate) carried: Option<Box<Carried>>,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) sampling: SamplingDecision,
+}
+
+/// What only some operations carry: baggage (SPEC 2.8) and a legacy caller's root id
+/// (SPEC 2.3). Kept apart, and only when there is any, so that an operation is small to
+/// make and to move.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Carried {
+    pub(crate) baggage: Baggage,
+    pub(crate) legacy_root_id: Option<Box<str>>,
+}
+
+impl Carried {
+    /// Boxed, or `None` when there is nothing to carry.
+    pub(crate) fn boxed(self) -> Option<Box<Self>> {
+        (!self.baggage.is_empty() || self.legacy_root_id.is_some()).then(|| Box::new(self))
+    }
+
+    /// The baggage of what may be carried.
+    pub(crate) fn baggage(carried: &Option<Box<Self>>) -> &Baggage {
+        static NONE: Baggage = Baggage::new();
+        carried.as_ref().map_or(&NONE, |c| &c.baggage)
+    }
+
+    /// The legacy root id of what may be carried.
+    pub(crate) fn legacy_root_id(carried: &Option<Box<Self>>) -> Option<&str> {
+        carried.as_ref()?.legacy_root_id.as_deref()
+    }
 }
 
 /// The correlation context of one request, dependency or in-process span.
@@ -118,6 +144,7 @@ pub struct Correlation {
 }
 
 impl Correlation {
+    #[inline]
     pub(crate) fn from_parts(op: Operation, id: ItemId, parent: Option<ItemId>) -> Self {
         let children = id.as_text().map(|_| Arc::new(AtomicU32::new(0)));
         Self {
@@ -159,8 +186,7 @@ impl Correlation {
             trace_id,
             flags: TraceFlags::NEW_TRACE,
             trace_state: None,
-            baggage: Baggage::new(),
-            legacy_root_id: None,
+            carried: None,
             name: operation_name.map(Into::into),
             sampling,
         };
@@ -224,13 +250,13 @@ impl Correlation {
 
     /// The operation's baggage (SPEC 2.8).
     pub fn baggage(&self) -> &Baggage {
-        &self.op.baggage
+        Carried::baggage(&self.op.carried)
     }
 
     /// The root of a legacy caller's Request-Id, when the operation id is not a trace-id
     /// from the caller (SPEC 2.3).
     pub fn legacy_root_id(&self) -> Option<&str> {
-        self.op.legacy_root_id.as_deref()
+        Carried::legacy_root_id(&self.op.carried)
     }
 
     /// The operation name (`ai.operation.name`): the name of the request this operation
@@ -297,12 +323,12 @@ impl Correlation {
         if let Some(name) = &self.op.name {
             item.tags.insert_if_absent(tags::OPERATION_NAME, name);
         }
-        for (k, v) in self.op.baggage.iter() {
+        for (k, v) in self.baggage().iter() {
             if !item.properties.contains_key(k) {
                 item.properties.insert(k.to_owned(), v.to_owned());
             }
         }
-        if let Some(root) = &self.op.legacy_root_id {
+        if let Some(root) = self.legacy_root_id() {
             item.properties
                 .entry(LEGACY_ROOT_ID_PROPERTY.to_owned())
                 .or_insert_with(|| root.to_string());

@@ -31,7 +31,7 @@
 
 use crate::baggage::Baggage;
 use crate::carrier::{Extractor, Line, Lines, headers};
-use crate::correlation::{Correlation, ItemId, Operation};
+use crate::correlation::{Carried, Correlation, ItemId, Operation};
 use crate::correlation_context;
 use crate::id::{SpanId, TraceId};
 use crate::propagation::{Propagation, PropagationMode};
@@ -63,8 +63,7 @@ pub struct Incoming {
     parent: Option<ItemId>,
     flags: TraceFlags,
     trace_state: Option<TraceState>,
-    baggage: Baggage,
-    legacy_root_id: Option<Box<str>>,
+    carried: Option<Box<Carried>>,
     source: Option<Received>,
     origin: Origin,
 }
@@ -90,20 +89,23 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
                     TraceState::parse_lines(lines(h.tracestate, headers::TRACESTATE)).ok()
                 }
             },
-            baggage: Baggage::new(),
-            legacy_root_id: None,
+            carried: None,
             source: None,
             origin: Origin::TraceParent,
         },
         None => from_request_id(h.request_id),
     };
-    if !h.baggage.is_empty() {
-        let all = lines(h.baggage, headers::BAGGAGE);
-        incoming.baggage.merge_w3c_lines(all);
-    }
-    if !h.correlation_context.is_empty() {
-        let all = lines(h.correlation_context, headers::CORRELATION_CONTEXT);
-        correlation_context::merge_lines(&mut incoming.baggage, all);
+    if !h.baggage.is_empty() || !h.correlation_context.is_empty() {
+        let mut carried = incoming.carried.take().map(|c| *c).unwrap_or_default();
+        if !h.baggage.is_empty() {
+            let all = lines(h.baggage, headers::BAGGAGE);
+            carried.baggage.merge_w3c_lines(all);
+        }
+        if !h.correlation_context.is_empty() {
+            let all = lines(h.correlation_context, headers::CORRELATION_CONTEXT);
+            correlation_context::merge_lines(&mut carried.baggage, all);
+        }
+        incoming.carried = carried.boxed();
     }
     if let Some(first) = h.request_context.first {
         let own = config.own_app_id().map(|a| a.as_str());
@@ -162,8 +164,7 @@ fn from_request_id(lines: Lines<'_>) -> Incoming {
         parent: None,
         flags: TraceFlags::NEW_TRACE,
         trace_state: None,
-        baggage: Baggage::new(),
-        legacy_root_id: None,
+        carried: None,
         source: None,
         origin: Origin::New,
     };
@@ -179,7 +180,12 @@ fn from_request_id(lines: Lines<'_>) -> Incoming {
             }
             None => {
                 let root = request_id::root(rid);
-                incoming.legacy_root_id = (!root.is_empty()).then(|| root.into());
+                let legacy_root_id = (!root.is_empty()).then(|| root.into());
+                incoming.carried = Carried {
+                    baggage: Baggage::new(),
+                    legacy_root_id,
+                }
+                .boxed();
                 incoming.origin = Origin::RequestIdLegacy;
             }
         }
@@ -210,12 +216,12 @@ impl Incoming {
 
     /// The baggage from `baggage` and `Correlation-Context` (SPEC 2.8).
     pub fn baggage(&self) -> &Baggage {
-        &self.baggage
+        Carried::baggage(&self.carried)
     }
 
     /// The root of a legacy Request-Id (SPEC 2.3).
     pub fn legacy_root_id(&self) -> Option<&str> {
-        self.legacy_root_id.as_deref()
+        Carried::legacy_root_id(&self.carried)
     }
 
     /// `cid-v1:<caller appId>` when the caller is another application (SPEC 2.9).
@@ -261,41 +267,50 @@ impl Incoming {
         operation_name: Option<&str>,
     ) -> Correlation {
         let id = match config.propagation_mode() {
-            PropagationMode::Hierarchical => {
-                let t = self.trace_id;
-                let rid = match &self.parent {
-                    Some(p) => match (p.as_text(), p.span_id()) {
-                        (Some(text), _) => request_id::incoming(text, t),
-                        (None, Some(span)) => {
-                            request_id::incoming(&request_id::w3c_compatible(t, span), t)
-                        }
-                        (None, None) => request_id::new_root(t),
-                    },
-                    None => request_id::new_root(t),
-                };
-                ItemId::text(&rid)
-            }
+            PropagationMode::Hierarchical => ItemId::text(&self.incoming_request_id()),
             _ => ItemId::span(SpanId::random()),
         };
         self.finish(id, sampling, operation_name)
     }
 
+    /// The request's hierarchical id under the caller's (SPEC 3.6).
+    fn incoming_request_id(&self) -> String {
+        let t = self.trace_id;
+        match &self.parent {
+            Some(p) => match (p.as_text(), p.span_id()) {
+                (Some(text), _) => request_id::incoming(text, t),
+                (None, Some(span)) => request_id::incoming(&request_id::w3c_compatible(t, span), t),
+                (None, None) => request_id::new_root(t),
+            },
+            None => request_id::new_root(t),
+        }
+    }
+
+    #[inline]
     fn finish(
         self,
         id: ItemId,
         sampling: SamplingDecision,
         operation_name: Option<&str>,
     ) -> Correlation {
+        // Field by field: moving the whole value would copy it first.
+        let Self {
+            trace_id,
+            parent,
+            flags,
+            trace_state,
+            carried,
+            ..
+        } = self;
         let op = Operation {
-            trace_id: self.trace_id,
-            flags: self.flags,
-            trace_state: self.trace_state,
-            baggage: self.baggage,
-            legacy_root_id: self.legacy_root_id,
+            trace_id,
+            flags,
+            trace_state,
+            carried,
             name: operation_name.map(Into::into),
             sampling,
         };
-        Correlation::from_parts(op, id, self.parent)
+        Correlation::from_parts(op, id, parent)
     }
 }
 

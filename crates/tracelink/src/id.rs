@@ -69,12 +69,11 @@ pub(crate) fn parse_lower_hex(s: &[u8]) -> Option<u128> {
 /// Sixteen lower-case hex digits.
 #[inline]
 fn hex16(s: &[u8]) -> Option<u64> {
-    let mut words = s.chunks_exact(8).map(|c| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        hex8(u64::from_le_bytes(w))
-    });
-    let (hi, lo) = (words.next()??, words.next()??);
+    let (hi, lo) = s.split_first_chunk::<8>()?;
+    let (hi, lo) = (
+        hex8(u64::from_le_bytes(*hi))?,
+        hex8(u64::from_le_bytes(*lo.first_chunk::<8>()?))?,
+    );
     Some((u64::from(hi) << 32) | u64::from(lo))
 }
 

@@ -58,6 +58,7 @@ pub fn app_id(value: &str) -> Option<&str> {
 fn app_id_in_items(value: &str) -> Option<&str> {
     app_id_item(value)
         .and_then(|v| v.strip_prefix(CID_PREFIX))
+        .map(str::trim_ascii)
         .filter(|x| !x.is_empty())
 }
 
