@@ -394,6 +394,7 @@ mod http_impl {
             values.into_iter().flatten().map(text)
         }
 
+        #[inline]
         fn correlation_headers(&self) -> CorrelationHeaders<'_> {
             let mut c = CorrelationHeaders::default();
             if self.len() <= SCAN_LIMIT {
@@ -403,18 +404,18 @@ mod http_impl {
                         file(&mut c, k, value);
                     }
                 }
-                return c;
-            }
-            for k in [
-                Known::TraceParent,
-                Known::TraceState,
-                Known::Baggage,
-                Known::RequestId,
-                Known::CorrelationContext,
-                Known::RequestContext,
-            ] {
-                for v in HeaderMap::get_all(self, k.header_name()).iter().take(2) {
-                    file(&mut c, k, v);
+            } else {
+                for k in [
+                    Known::TraceParent,
+                    Known::TraceState,
+                    Known::Baggage,
+                    Known::RequestId,
+                    Known::CorrelationContext,
+                    Known::RequestContext,
+                ] {
+                    for v in HeaderMap::get_all(self, k.header_name()).iter().take(2) {
+                        file(&mut c, k, v);
+                    }
                 }
             }
             c
