@@ -76,38 +76,33 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
         .traceparent
         .single()
         .and_then(|line| TraceParent::parse_bytes(line.as_bytes()).ok());
-    let mut incoming = match traceparent {
-        Some(tp) => Incoming {
-            trace_id: tp.trace_id(),
-            parent: Some(ItemId::span(tp.parent_id())),
-            flags: tp.flags(),
+    let (caller, trace_state) = match traceparent {
+        Some(tp) => {
             // An absent or invalid tracestate is simply not forwarded.
-            trace_state: match (h.tracestate.first, h.tracestate.more) {
+            let trace_state = match (h.tracestate.first, h.tracestate.more) {
                 (None, _) => None,
                 (Some(line), false) => trace_state(line),
                 (Some(_), true) => {
                     TraceState::parse_lines(lines(h.tracestate, headers::TRACESTATE)).ok()
                 }
-            },
-            carried: None,
-            source: None,
-            origin: Origin::TraceParent,
-        },
-        None => from_request_id(h.request_id),
+            };
+            (Caller::traceparent(&tp), trace_state)
+        }
+        None => (Caller::request_id(h.request_id), None),
     };
-    if !h.baggage.is_empty() || !h.correlation_context.is_empty() {
-        let mut carried = incoming.carried.take().map(|c| *c).unwrap_or_default();
-        if !h.baggage.is_empty() {
-            let all = lines(h.baggage, headers::BAGGAGE);
-            carried.baggage.merge_w3c_lines(all);
-        }
-        if !h.correlation_context.is_empty() {
-            let all = lines(h.correlation_context, headers::CORRELATION_CONTEXT);
-            correlation_context::merge_lines(&mut carried.baggage, all);
-        }
-        incoming.carried = carried.boxed();
+    let mut carried = Carried {
+        baggage: Baggage::new(),
+        legacy_root_id: caller.legacy_root_id,
+    };
+    if !h.baggage.is_empty() {
+        let all = lines(h.baggage, headers::BAGGAGE);
+        carried.baggage.merge_w3c_lines(all);
     }
-    if let Some(first) = h.request_context.first {
+    if !h.correlation_context.is_empty() {
+        let all = lines(h.correlation_context, headers::CORRELATION_CONTEXT);
+        correlation_context::merge_lines(&mut carried.baggage, all);
+    }
+    let source = h.request_context.first.and_then(|first| {
         let own = config.own_app_id().map(|a| a.as_str());
         let found = if h.request_context.more {
             lines(h.request_context, headers::REQUEST_CONTEXT)
@@ -116,11 +111,71 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
             let line = first.text();
             request_context::app_id(line).map(|x| (line, x, first.value()))
         };
-        incoming.source = found
+        found
             .filter(|(_, x, _)| Some(*x) != own)
-            .map(|(line, x, value)| source(line, x, value));
+            .map(|(line, x, value)| source(line, x, value))
+    });
+    // Built once, at the end: parts written earlier and read back cost more than they seem.
+    Incoming {
+        trace_id: caller.trace_id,
+        parent: caller.parent,
+        flags: caller.flags,
+        trace_state,
+        carried: carried.boxed(),
+        source,
+        origin: caller.origin,
     }
-    incoming
+}
+
+/// Who called, by the SPEC 2 row that applied.
+struct Caller {
+    trace_id: TraceId,
+    parent: Option<ItemId>,
+    flags: TraceFlags,
+    legacy_root_id: Option<Box<str>>,
+    origin: Origin,
+}
+
+impl Caller {
+    /// 2.1: a valid `traceparent`.
+    fn traceparent(tp: &TraceParent) -> Self {
+        Self {
+            trace_id: tp.trace_id(),
+            parent: Some(ItemId::span(tp.parent_id())),
+            flags: tp.flags(),
+            legacy_root_id: None,
+            origin: Origin::TraceParent,
+        }
+    }
+
+    /// 2.2-2.4: the `Request-Id`, if any is valid.
+    fn request_id(lines: Lines<'_>) -> Self {
+        let mut caller = Self {
+            trace_id: TraceId::random(),
+            parent: None,
+            flags: TraceFlags::NEW_TRACE,
+            legacy_root_id: None,
+            origin: Origin::New,
+        };
+        let rid = lines
+            .single()
+            .and_then(|line| request_id::parse(line.text()).ok());
+        if let Some(rid) = rid {
+            caller.parent = Some(ItemId::text(rid));
+            match request_id::w3c_trace_id(rid) {
+                Some(t) => {
+                    caller.trace_id = t;
+                    caller.origin = Origin::RequestIdW3c;
+                }
+                None => {
+                    let root = request_id::root(rid);
+                    caller.legacy_root_id = (!root.is_empty()).then(|| root.into());
+                    caller.origin = Origin::RequestIdLegacy;
+                }
+            }
+        }
+        caller
+    }
 }
 
 /// Every line of a header: the single one as it was collected, or all of them, asked for
@@ -139,6 +194,7 @@ fn each_line<'a, E: Extractor + ?Sized>(
 
 /// `cid-v1:<id>` for an id found in a `Request-Context` line: shared with the received value
 /// when it is written that way there (as every SDK writes it), else built.
+#[inline]
 fn source(line: &str, id: &str, value: Option<&received::Value>) -> Received {
     let cid = offset_in(line.as_bytes(), id.as_bytes())
         .and_then(|at| line.get(at.checked_sub(CID_PREFIX.len())?..at + id.len()))
@@ -156,41 +212,6 @@ fn trace_state(line: Line<'_>) -> Option<TraceState> {
         return TraceState::from_header_value(v).ok();
     }
     TraceState::parse(line.text()).ok()
-}
-
-fn from_request_id(lines: Lines<'_>) -> Incoming {
-    let mut incoming = Incoming {
-        trace_id: TraceId::random(),
-        parent: None,
-        flags: TraceFlags::NEW_TRACE,
-        trace_state: None,
-        carried: None,
-        source: None,
-        origin: Origin::New,
-    };
-    let rid = lines
-        .single()
-        .and_then(|line| request_id::parse(line.text()).ok());
-    if let Some(rid) = rid {
-        incoming.parent = Some(ItemId::text(rid));
-        match request_id::w3c_trace_id(rid) {
-            Some(t) => {
-                incoming.trace_id = t;
-                incoming.origin = Origin::RequestIdW3c;
-            }
-            None => {
-                let root = request_id::root(rid);
-                let legacy_root_id = (!root.is_empty()).then(|| root.into());
-                incoming.carried = Carried {
-                    baggage: Baggage::new(),
-                    legacy_root_id,
-                }
-                .boxed();
-                incoming.origin = Origin::RequestIdLegacy;
-            }
-        }
-    }
-    incoming
 }
 
 impl Incoming {
