@@ -104,6 +104,13 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
     }
     let source = h.request_context.first.and_then(|first| {
         let own = config.own_app_id().map(|a| a.as_str());
+        #[cfg(feature = "http")]
+        if let Some(v) = first.value().filter(|_| !h.request_context.more)
+            && let Some(x) = request_context::sole_app_id(v.as_bytes())
+        {
+            // Nothing but `appId=cid-v1:X`: the value from `cid-v1:` on is the source.
+            return (Some(x) != own).then(|| Received::shared(v, request_context::CID_AT..v.len()));
+        }
         let found = if h.request_context.more {
             lines(h.request_context, headers::REQUEST_CONTEXT)
                 .find_map(|line| Some((line, request_context::app_id(line)?, None)))
@@ -476,6 +483,8 @@ mod tests {
         for (line, want) in [
             ("roleName=a, appId = cid-v1:caller ", "cid-v1:caller"),
             ("appId=cid-v1:  spaced", "cid-v1:spaced"),
+            ("appId=cid-v1:caller-app", "cid-v1:caller-app"),
+            ("appId=cid-v1:a=b", "cid-v1:a=b"),
             (" APPID=cid-v1:x,appId=cid-v1:y", "cid-v1:x"),
         ] {
             assert_eq!(ex(&[(headers::REQUEST_CONTEXT, line)]).source(), Some(want));

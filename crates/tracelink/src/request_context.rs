@@ -54,6 +54,19 @@ pub fn app_id(value: &str) -> Option<&str> {
     app_id_in_items(value)
 }
 
+/// The id `X` of a value that is an `appId=cid-v1:X` item and nothing else, the form every
+/// SDK sends, read from the bytes: `X` is visible ASCII without `,` or `=`. Other values are
+/// left to [`app_id`] (`None`).
+#[cfg(feature = "http")]
+pub(crate) fn sole_app_id(value: &[u8]) -> Option<&str> {
+    let id = value.strip_prefix(HEADER_PREFIX.as_bytes())?;
+    let plain = |b: &u8| (b'!'..=b'~').contains(b) && *b != b',' && *b != b'=';
+    if id.is_empty() || !id.iter().all(plain) {
+        return None;
+    }
+    core::str::from_utf8(id).ok()
+}
+
 /// [`app_id`] from the trimmed items.
 fn app_id_in_items(value: &str) -> Option<&str> {
     app_id_item(value)
@@ -76,6 +89,9 @@ pub struct AppId {
 }
 
 const HEADER_PREFIX: &str = "appId=cid-v1:";
+/// Where the `cid-v1:` value starts in `HEADER_PREFIX`.
+#[cfg(feature = "http")]
+pub(crate) const CID_AT: usize = "appId=".len();
 
 impl AppId {
     /// Validates and stores an application id (without the `cid-v1:` prefix).
@@ -175,6 +191,15 @@ mod tests {
         #[test]
         fn fast_path_agrees_with_the_items(s in "(appId=cid-v1:)?[a-c=, \t\n\u{a0}]{0,12}") {
             prop_assert_eq!(app_id(&s), app_id_in_items(&s), "{:?}", s);
+        }
+
+        #[cfg(feature = "http")]
+        #[test]
+        fn the_sole_item_is_read_as_app_id_reads_it(s in "(appId=cid-v1:)?[a-c=, \t\u{7f}\u{a0}-]{0,8}") {
+            if let Some(x) = sole_app_id(s.as_bytes()) {
+                prop_assert_eq!(app_id(&s), Some(x));
+                prop_assert_eq!(&s[CID_AT..], format!("{CID_PREFIX}{x}"));
+            }
         }
 
         #[test]
