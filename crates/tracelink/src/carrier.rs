@@ -51,17 +51,19 @@ enum Known {
 }
 
 impl Known {
-    /// Which of ours `name` (lower case) is. Length first: most names of a request are none
-    /// of ours, and each of ours then takes one comparison.
+    /// Which of ours `name` (lower case) is. Length and first byte first: most names of a
+    /// request are none of ours, and each of ours then takes one comparison.
     fn of(name: &str) -> Option<Self> {
-        Some(match name.len() {
-            7 if name == headers::BAGGAGE => Self::Baggage,
-            10 if name == headers::TRACESTATE => Self::TraceState,
-            10 if name == headers::REQUEST_ID => Self::RequestId,
-            11 if name == headers::TRACEPARENT => Self::TraceParent,
-            13 if name == headers::TRACERESPONSE => Self::TraceResponse,
-            15 if name == headers::REQUEST_CONTEXT => Self::RequestContext,
-            19 if name == headers::CORRELATION_CONTEXT => Self::CorrelationContext,
+        let b = name.as_bytes();
+        let is = |ours: &str| b == ours.as_bytes();
+        Some(match (b.len(), *b.first()?) {
+            (7, b'b') if is(headers::BAGGAGE) => Self::Baggage,
+            (10, b't') if is(headers::TRACESTATE) => Self::TraceState,
+            (10, b'r') if is(headers::REQUEST_ID) => Self::RequestId,
+            (11, b't') if is(headers::TRACEPARENT) => Self::TraceParent,
+            (13, b't') if is(headers::TRACERESPONSE) => Self::TraceResponse,
+            (15, b'r') if is(headers::REQUEST_CONTEXT) => Self::RequestContext,
+            (19, b'c') if is(headers::CORRELATION_CONTEXT) => Self::CorrelationContext,
             _ => return None,
         })
     }
@@ -90,6 +92,7 @@ enum LineRepr<'a> {
 impl<'a> Line<'a> {
     /// The line as text; a value that is not visible ASCII is `"\0"`, which no parser
     /// accepts (see the [module docs](crate::carrier)).
+    #[inline]
     pub fn text(&self) -> &'a str {
         match self.0 {
             LineRepr::Text(t) => t,
@@ -99,6 +102,7 @@ impl<'a> Line<'a> {
     }
 
     /// The line's bytes, unchecked: for parsers that check every byte themselves.
+    #[inline]
     pub(crate) fn as_bytes(&self) -> &'a [u8] {
         match self.0 {
             LineRepr::Text(t) => t.as_bytes(),
@@ -108,6 +112,7 @@ impl<'a> Line<'a> {
     }
 
     /// The header value itself, when the carrier holds one.
+    #[inline]
     pub(crate) fn value(&self) -> Option<&'a crate::received::Value> {
         match self.0 {
             LineRepr::Text(_) => None,
@@ -169,6 +174,7 @@ impl<'a> Lines<'a> {
     }
 
     /// The first line, when it is the only one.
+    #[inline]
     pub fn single(&self) -> Option<Line<'a>> {
         self.first.filter(|_| !self.more)
     }
