@@ -155,9 +155,9 @@ impl Propagation {
         ) {
             (PropagationMode::W3c, _, _) => {}
             (_, Some(span), _) => {
-                carrier.set_if_absent(
+                carrier.set_ascii_if_absent(
                     headers::REQUEST_ID,
-                    &request_id::w3c_compatible(trace_id, span),
+                    request_id::w3c_compatible(trace_id, span).as_bytes(),
                 );
             }
             (_, None, Some(text)) => {

@@ -634,7 +634,7 @@ fn answer_headers<C>(h: &mut HeaderMap, state: &State<C>) {
         }
     }
     if let Some(tp) = &state.traceresponse
-        && let Ok(v) = HeaderValue::from_str(&tp.to_header())
+        && let Ok(v) = HeaderValue::from_bytes(tp.to_header().as_bytes())
     {
         h.entry(TRACERESPONSE).or_insert(v);
     }
