@@ -548,3 +548,93 @@ async fn instrumented_function_under_opentelemetry_parents_its_calls() {
         .unwrap();
     assert_eq!(log.operation_parent_id(), inproc.id());
 }
+
+/// A tracer provider exporting into `sink` as each span ends, with the exporter's
+/// `OperationStarts` processor when `starts`, and spans held at most `max_hold`.
+fn provider_into(
+    sink: &Arc<MemorySink>,
+    starts: bool,
+    max_hold: Duration,
+) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    let exporter = TracelinkSpanExporter::new(sink.clone()).max_hold(max_hold);
+    let processor = exporter.operation_starts();
+    let builder =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter);
+    match starts {
+        true => builder.with_span_processor(processor),
+        false => builder,
+    }
+    .build()
+}
+
+fn operation_name(t: &Telemetry) -> Option<&str> {
+    t.tags.get(tracelink::model::tags::OPERATION_NAME)
+}
+
+/// `ai.operation.name` is on every item of an operation (SPEC 6.2): a span exported before its
+/// server span (here each span is exported as it ends) waits for it with the exporter's
+/// `OperationStarts` processor, and gets its name; without the processor it goes unnamed.
+#[test]
+fn spans_exported_before_their_server_span_get_its_name() {
+    use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
+    for starts in [true, false] {
+        let sink = Arc::new(MemorySink::new());
+        let provider = provider_into(&sink, starts, Duration::from_secs(30));
+        let tracer = provider.tracer("test");
+        let server = tracer
+            .span_builder("GET")
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new("http.request.method", "GET"),
+                KeyValue::new("http.route", "/orders/{id}"),
+            ])
+            .start(&tracer);
+        let cx = opentelemetry::Context::current_with_span(server);
+        tracer.start_with_context("SELECT orders", &cx).end();
+        let held = sink.items().is_empty();
+        assert_eq!(held, starts, "held while the operation is open");
+        cx.span().end();
+        let items = sink.take();
+        assert_eq!(items.len(), 2, "{items:#?}");
+        let request = by_kind(&items, TelemetryKind::Request)[0];
+        let query = by_kind(&items, TelemetryKind::Dependency)[0];
+        assert_eq!(operation_name(request), Some("GET /orders/{id}"));
+        let want = starts.then_some("GET /orders/{id}");
+        assert_eq!(operation_name(query), want, "with the processor: {starts}");
+        let _ = provider.shutdown();
+    }
+}
+
+/// Held spans are never lost: they wait at most `max_hold`, a provider's `force_flush` sends
+/// them, and the spans of an operation that is not a request go unnamed, as they would.
+#[test]
+fn held_spans_are_sent_after_max_hold_and_on_flush() {
+    use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
+    let sink = Arc::new(MemorySink::new());
+    let provider = provider_into(&sink, true, Duration::from_millis(100));
+    let tracer = provider.tracer("test");
+    // A background operation: its first span is internal, and stays open.
+    let job = opentelemetry::Context::current_with_span(tracer.start("nightly job"));
+    tracer.start_with_context("step 1", &job).end();
+    assert!(sink.items().is_empty(), "held");
+    std::thread::sleep(Duration::from_millis(150));
+    // The next export sends what waited past max_hold, and holds the new span.
+    tracer.start_with_context("step 2", &job).end();
+    let names = |items: &[Telemetry]| -> Vec<String> {
+        items
+            .iter()
+            .filter_map(|t| match &t.data {
+                TelemetryData::Dependency(d) => Some(d.name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(names(&sink.take()), ["step 1"]);
+    let _ = provider.force_flush();
+    assert_eq!(names(&sink.take()), ["step 2"], "flushed, not lost");
+    job.span().end();
+    let items = sink.take();
+    assert_eq!(names(&items), ["nightly job"]);
+    assert!(items.iter().all(|t| operation_name(t).is_none()));
+    let _ = provider.shutdown();
+}

@@ -19,14 +19,17 @@
 //!   a span status other than `Error`.
 //! - URLs are always absolute: a missing or empty scheme is `http`, never `://host`.
 //! - `ai.operation.name` is set on every item of an operation: the name of its server span,
-//!   remembered per trace (server spans of a batch are read first).
+//!   remembered per trace (server spans of a batch are read first). Spans that end before
+//!   their server span is exported (children, in an earlier batch) get it too when the
+//!   exporter's [`OperationStarts`] processor is registered: they wait for it (see
+//!   [`crate::operations`]).
 //! - Spans with the attribute [`REPORTED_ATTRIBUTE`] `= true` were reported by tracelink's own
 //!   layers and are skipped, so nothing is reported twice.
 //! - Field limits are applied when items are serialized (multi-byte text never panics).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{KeyValue, Value};
@@ -37,24 +40,16 @@ use tracelink::model::{
 };
 use tracelink::{SamplingDecision, TelemetrySink};
 
+use crate::operations::{self, OperationStarts, Operations, is_local_root, trace_of};
+
 /// The attribute tracelink's layers put on spans they reported themselves.
 pub const REPORTED_ATTRIBUTE: &str = "tracelink.reported";
-
-/// Most operation names remembered (oldest forgotten first).
-const NAMES: usize = 10_000;
-
-/// Operation names by trace-id, forgetting the oldest past [`NAMES`].
-#[derive(Debug, Default)]
-struct Names {
-    by_trace: HashMap<[u8; 16], String>,
-    order: VecDeque<[u8; 16]>,
-}
 
 /// The exporter; see the module docs.
 #[derive(Clone)]
 pub struct TracelinkSpanExporter {
     sink: Arc<dyn TelemetrySink>,
-    names: Arc<Mutex<Names>>,
+    pub(crate) ops: Arc<Mutex<Operations>>,
 }
 
 impl std::fmt::Debug for TracelinkSpanExporter {
@@ -69,56 +64,95 @@ impl TracelinkSpanExporter {
     pub fn new(sink: impl TelemetrySink) -> Self {
         Self {
             sink: Arc::new(sink),
-            names: Arc::default(),
+            ops: Arc::default(),
         }
     }
 
-    fn remember(&self, trace: [u8; 16], name: &str) {
-        let mut n = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        if n.by_trace.insert(trace, name.to_owned()).is_none() {
-            n.order.push_back(trace);
-            if n.order.len() > NAMES
-                && let Some(old) = n.order.pop_front()
-            {
-                n.by_trace.remove(&old);
-            }
+    /// The `SpanProcessor` to register beside this exporter so that spans that end before
+    /// their operation's server span get its name (see [`OperationStarts`]).
+    pub fn operation_starts(&self) -> OperationStarts {
+        OperationStarts {
+            exporter: self.clone(),
         }
     }
 
-    fn operation_name(&self, trace: [u8; 16]) -> Option<String> {
-        self.names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_trace
-            .get(&trace)
-            .cloned()
+    /// How long a span may wait for its operation's name (default
+    /// [`DEFAULT_MAX_HOLD`](crate::DEFAULT_MAX_HOLD)); after that it is sent without it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tracelink::MemorySink;
+    /// use tracelink_otel::TracelinkSpanExporter;
+    ///
+    /// let exporter = TracelinkSpanExporter::new(MemorySink::new()).max_hold(Duration::from_secs(5));
+    /// # let _ = exporter;
+    /// ```
+    pub fn max_hold(self, max_hold: Duration) -> Self {
+        operations::lock(&self.ops).set_max_hold(max_hold);
+        self
     }
 
     /// The items of one span: its Request or Dependency, then its events.
     pub fn items(&self, span: &SpanData) -> Vec<Telemetry> {
-        map_span(
-            span,
-            self.operation_name(span.span_context.trace_id().to_bytes()),
-        )
+        map_span(span, operations::lock(&self.ops).name(trace_of(span)))
     }
-}
 
-impl SpanExporter for TracelinkSpanExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    fn send(&self, spans: Vec<(SpanData, Option<String>)>) {
+        for (span, name) in spans {
+            for item in map_span(&span, name) {
+                self.sink.send(item);
+            }
+        }
+    }
+
+    /// The spans to send now, each with its operation's name; holds the others.
+    fn ready(&self, batch: Vec<SpanData>, all: bool) -> Vec<(SpanData, Option<String>)> {
+        let mut ops = operations::lock(&self.ops);
+        for s in batch.iter().filter(|s| is_server(s)) {
+            ops.remember_name(trace_of(s), request_name(s));
+        }
+        for s in batch.iter().filter(|s| is_local_root(s)) {
+            ops.close(trace_of(s));
+        }
+        let now = Instant::now();
         let reported = |s: &SpanData| {
             s.attributes
                 .iter()
                 .any(|kv| kv.key.as_str() == REPORTED_ATTRIBUTE && kv.value == Value::Bool(true))
         };
-        for s in batch.iter().filter(|s| is_server(s)) {
-            self.remember(s.span_context.trace_id().to_bytes(), &request_name(s));
-        }
-        for span in batch.iter().filter(|s| !reported(s)) {
-            for item in self.items(span) {
-                self.sink.send(item);
-            }
-        }
+        let mut ready: Vec<SpanData> = batch
+            .into_iter()
+            .filter(|s| !reported(s))
+            .filter_map(|s| ops.hold_or_pass(s, now))
+            .collect();
+        ready.extend(ops.release(now, all));
+        ready
+            .into_iter()
+            .map(|s| {
+                let name = ops.name(trace_of(&s));
+                (s, name)
+            })
+            .collect()
+    }
+}
+
+impl SpanExporter for TracelinkSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let ready = self.ready(batch, false);
+        self.send(ready);
         Ok(())
+    }
+
+    /// Sends the spans held for their operation's name, without it.
+    fn force_flush(&self) -> OTelSdkResult {
+        let ready = self.ready(Vec::new(), true);
+        self.send(ready);
+        Ok(())
+    }
+
+    /// Sends the spans held for their operation's name, without it.
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.force_flush()
     }
 }
 

@@ -8,7 +8,8 @@
 //!   children are the calls made inside them.
 //! - [`TracelinkSpanExporter`]: an OpenTelemetry `SpanExporter` that maps spans (also those
 //!   `tracing-opentelemetry` makes from `tracing` spans) onto Requests, Dependencies, Traces and
-//!   Exceptions, into the same `TelemetrySink` as the middleware.
+//!   Exceptions, into the same `TelemetrySink` as the middleware; with its [`OperationStarts`]
+//!   processor, spans that end before their operation's server span get its name too.
 //! - [`OtelIdSource`]: for `tracing-opentelemetry` users, makes each request id the
 //!   OpenTelemetry span id of the request's span (`CorrelationLayer::id_source` in
 //!   `tracelink-tower` with its `tracing` feature), so spans made with the OpenTelemetry API in
@@ -21,9 +22,11 @@
 mod exporter;
 mod id_source;
 mod layer;
+pub mod operations;
 mod propagator;
 
 pub use exporter::{REPORTED_ATTRIBUTE, TracelinkSpanExporter, map_span};
 pub use id_source::OtelIdSource;
 pub use layer::TracelinkLayer;
+pub use operations::{DEFAULT_MAX_HOLD, MAX_HELD, OperationStarts};
 pub use propagator::{LegacyParent, LegacyPropagator, SourceAppId};
