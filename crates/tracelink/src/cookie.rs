@@ -17,6 +17,7 @@
 //! let c = UserCookies::parse_lines(["ai_user=Xb3|2026-11-21T05:46:41.000Z; ai_session=s1|1|2; ai_authUser=alice%40contoso.com|acct"]);
 //! assert_eq!(c.user_id.as_deref(), Some("Xb3"));
 //! assert_eq!(c.session_id.as_deref(), Some("s1"));
+//! assert_eq!(c.session_times_ms, Some((1, 2)));
 //! assert_eq!(c.auth_user_id.as_deref(), Some("alice@contoso.com"));
 //! assert_eq!(c.account_id.as_deref(), Some("acct"));
 //! ```
@@ -33,6 +34,9 @@ pub struct UserCookies {
     pub auth_user_id: Option<String>,
     /// From `ai_authUser`, after `|`.
     pub account_id: Option<String>,
+    /// From the `ai_session` cookie the session id came from: when the session was acquired
+    /// and last renewed, in milliseconds since the Unix epoch, when both are numbers.
+    pub session_times_ms: Option<(u64, u64)>,
 }
 
 /// Name of the browser SDK's user cookie.
@@ -90,7 +94,13 @@ impl UserCookies {
                         out.user_id = valid_id(value.split('|').next().unwrap_or_default(), 128);
                     }
                     SESSION_COOKIE if out.session_id.is_none() => {
-                        out.session_id = valid_id(value.split('|').next().unwrap_or_default(), 64);
+                        let mut parts = value.split('|');
+                        out.session_id = valid_id(parts.next().unwrap_or_default(), 64);
+                        let mut time = || parts.next()?.parse::<u64>().ok();
+                        out.session_times_ms = out
+                            .session_id
+                            .as_ref()
+                            .and_then(|_| Some((time()?, time()?)));
                     }
                     AUTH_USER_COOKIE if out.auth_user_id.is_none() => {
                         if let Some(decoded) = decode_uri(value) {
@@ -122,7 +132,17 @@ mod tests {
         ]);
         assert_eq!(c.user_id.as_deref(), Some("u+/=-_9"));
         assert_eq!(c.session_id.as_deref(), Some("sess"));
+        assert_eq!(c.session_times_ms, Some((1700000000000, 1700000000001)));
         assert_eq!(c.auth_user_id, None);
+        // The times come from the cookie the id came from: the first valid one.
+        let c = UserCookies::parse_lines(["ai_session=a b|1|2; ai_session=s2|3|4"]);
+        assert_eq!(c.session_id.as_deref(), Some("s2"));
+        assert_eq!(c.session_times_ms, Some((3, 4)));
+        let c = UserCookies::parse_lines(["ai_session=s|x|4"]);
+        assert_eq!(
+            (c.session_id.as_deref(), c.session_times_ms),
+            (Some("s"), None)
+        );
     }
 
     #[test]

@@ -483,9 +483,15 @@ fn prepare<M: MakeName>(
         })
         .or_else(|| client_addr::forwarded_proto(parts, &cfg.trusted))
         .unwrap_or(cfg.default_scheme);
+    // Read once: for tracking, and for the item's user and session ids.
+    let cookies = if cfg.track_users || correlation.is_sampled() {
+        user_tracking::request_cookies(&parts.headers)
+    } else {
+        tracelink::cookie::UserCookies::default()
+    };
     let tracked = cfg
         .track_users
-        .then(|| user_tracking::track(&parts.headers, scheme == "https", SystemTime::now()));
+        .then(|| user_tracking::track(&cookies, scheme == "https", SystemTime::now()));
     // Boxed: the futures and bodies that carry it are moved several times per request, and
     // an unsampled request should not move a Request item's worth of empty bytes.
     let recorder = correlation.is_sampled().then(|| {
@@ -497,6 +503,7 @@ fn prepare<M: MakeName>(
             source,
             scheme,
             tracked.as_ref(),
+            cookies,
             start,
         ))
     });
@@ -664,6 +671,7 @@ impl Recorder {
         source: Option<String>,
         scheme: &str,
         tracked: Option<&user_tracking::Tracked>,
+        cookies: tracelink::cookie::UserCookies,
         start: Instant,
     ) -> Self {
         let mut data = RequestData::default();
@@ -681,13 +689,6 @@ impl Recorder {
         t.insert(
             tags::INTERNAL_SDK_VERSION,
             TagValue::from_static(tags::SDK_VERSION),
-        );
-        let cookies = tracelink::cookie::UserCookies::parse_lines(
-            parts
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
         );
         let user = tracked.and_then(|t| t.user_id.clone()).or(cookies.user_id);
         let session = tracked

@@ -50,15 +50,14 @@ fn new_id() -> String {
         .collect()
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .map(|(_, v)| v.trim())
+/// The browser SDK's cookies of a request (SPEC 6.4), read once for tracking and the item.
+pub(crate) fn request_cookies(headers: &HeaderMap) -> UserCookies {
+    UserCookies::parse_lines(
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
 }
 
 fn attributes(secure: bool, max_age: u64) -> String {
@@ -70,13 +69,7 @@ fn attributes(secure: bool, max_age: u64) -> String {
     format!("; Max-Age={max_age}; Path=/{tail}")
 }
 
-pub(crate) fn track(headers: &HeaderMap, secure: bool, now: SystemTime) -> Tracked {
-    let cookies = UserCookies::parse_lines(
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
+pub(crate) fn track(cookies: &UserCookies, secure: bool, now: SystemTime) -> Tracked {
     let now_ms = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -94,15 +87,7 @@ pub(crate) fn track(headers: &HeaderMap, secure: bool, now: SystemTime) -> Track
         out.user_id = Some(id);
     }
     // Keep a session that is valid, not idle and not too old.
-    let times = cookie_value(headers, SESSION_COOKIE).and_then(|v| {
-        let mut p = v.split('|');
-        let (_, acq, renew) = (
-            p.next()?,
-            p.next()?.parse::<u64>().ok()?,
-            p.next()?.parse::<u64>().ok()?,
-        );
-        Some((acq, renew))
-    });
+    let times = cookies.session_times_ms;
     match (cookies.session_id.clone(), times) {
         // Times in the future (beyond clock skew between servers) would keep a session
         // forever: such a cookie starts a new session.
@@ -137,16 +122,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn headers(cookie: &str) -> HeaderMap {
+    fn headers(cookie: &str) -> UserCookies {
         let mut h = HeaderMap::new();
         h.insert(COOKIE, cookie.parse().unwrap());
-        h
+        request_cookies(&h)
     }
 
     #[test]
     fn spec_6_4_issues_cookies_in_the_browser_sdk_format() {
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let t = track(&HeaderMap::new(), true, now);
+        let t = track(&request_cookies(&HeaderMap::new()), true, now);
         let user = t.user_id.unwrap();
         assert_eq!(user.len(), 22);
         assert_eq!(t.set_cookies.len(), 2);
