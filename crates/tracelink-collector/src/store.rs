@@ -242,7 +242,7 @@ impl Store {
         let conn = open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(summary::SCHEMA))
-            .and_then(|()| summary::rebuild_if_missing(&conn))
+            .and_then(|()| summary::rebuild_if_stale(&conn).map(drop))
             .map_err(|e| format!("cannot create the schema: {e}"))?;
         // The writer never checkpoints: a second thread moves the WAL into the database,
         // so on two cores writing and checkpointing run side by side.
@@ -346,6 +346,7 @@ fn commit(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
             summary::add(&tx, r)?;
         }
     }
+    summary::mark_current(&tx)?;
     tx.commit()
 }
 
@@ -434,6 +435,7 @@ pub(crate) fn apply_retention(conn: &Connection, r: Retention) -> rusqlite::Resu
     touched.sort_unstable();
     touched.dedup();
     summary::refresh(&tx, &touched)?;
+    summary::mark_current(&tx)?;
     tx.commit()?;
     Ok(deleted)
 }

@@ -7,8 +7,13 @@
 //! any item failed, the item count, the root's name
 //! (the first request without a parent, else the first request, else the first item; ties by
 //! time) and the first item's timestamp.
+//!
+//! `operations_state` holds the sequence number of the newest item the rows account for. On
+//! open, rows that do not account for the items (their count differs, or a newer item is
+//! there) are rebuilt from the items: another program may have written or deleted items
+//! without keeping the rows, a collector older than the table for one.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::Row;
 
@@ -32,6 +37,10 @@ CREATE TABLE IF NOT EXISTS operations (
 );
 CREATE INDEX IF NOT EXISTS operations_start ON operations(start_ms, operation_id);
 CREATE INDEX IF NOT EXISTS operations_failed ON operations(start_ms, operation_id) WHERE failed != 0;
+CREATE TABLE IF NOT EXISTS operations_state (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    last_seq INTEGER NOT NULL
+);
 ";
 
 /// Adds one item to its operation's row. Every `SET` sees the row as it was.
@@ -105,14 +114,39 @@ pub(crate) fn refresh(conn: &Connection, ids: &[String]) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// Builds the table from the items when it is empty but items are not (a database written
-/// before the table existed).
-pub(crate) fn rebuild_if_missing(conn: &Connection) -> rusqlite::Result<()> {
-    let has_rows = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, bool>(0));
-    if !has_rows("SELECT EXISTS (SELECT 1 FROM operations)")?
-        && has_rows("SELECT EXISTS (SELECT 1 FROM items WHERE operation_id IS NOT NULL)")?
-    {
-        conn.execute(&SUMMARIZE.replace("{where}", ""), [])?;
-    }
+/// Records that the rows account for every item written so far (in the transaction that
+/// wrote or deleted them).
+pub(crate) fn mark_current(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO operations_state (id, last_seq) VALUES (1, (SELECT COALESCE(MAX(seq), 0) FROM items))
+         ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq",
+    )?
+    .execute([])?;
     Ok(())
+}
+
+/// Rebuilds the rows from the items unless they account for them: the newest item is the one
+/// they were last brought up to date with, and they count as many items as there are.
+/// Returns whether it rebuilt.
+pub(crate) fn rebuild_if_stale(conn: &Connection) -> rusqlite::Result<bool> {
+    let number = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+    let last: Option<i64> = conn
+        .query_row(
+            "SELECT last_seq FROM operations_state WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let current = last == Some(number("SELECT COALESCE(MAX(seq), 0) FROM items")?)
+        && number("SELECT COALESCE(SUM(items), 0) FROM operations")?
+            == number("SELECT COUNT(*) FROM items WHERE operation_id IS NOT NULL")?;
+    if current {
+        return Ok(false);
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute("DELETE FROM operations", [])?;
+    tx.execute(&SUMMARIZE.replace("{where}", ""), [])?;
+    mark_current(&tx)?;
+    tx.commit()?;
+    Ok(true)
 }

@@ -466,6 +466,52 @@ async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
     }
 }
 
+/// Rows that do not account for the items are rebuilt on open: items written and deleted
+/// by a program that does not keep the rows (a collector older than the table) show in the
+/// list afterwards, as a grouping of all items gives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operation_rows_are_rebuilt_when_another_writer_changed_the_items() {
+    let path = db("stale");
+    let c = Collector::start(Config::new(&path).listen("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    for capture in CAPTURES {
+        let (status, b) = post(&c, "/v2.1/track", capture.as_bytes().to_vec(), &[]).await;
+        assert!(status == 200 || status == 206, "{b}");
+    }
+    let before = operations(&c).await;
+    assert!(before.len() >= 3, "{before:?}");
+    let gone = before[0].operation_id.clone();
+    // What an older collector does: items in and out, the rows untouched.
+    c.store()
+        .read(move |c| {
+            c.execute("DELETE FROM items WHERE operation_id = ?1", [&gone])?;
+            c.execute(
+                "INSERT INTO items (timestamp, ts_ms, item_type, name, operation_id, raw)
+                 SELECT timestamp, ts_ms + 1, 'request', 'GET /new', 'new-operation', raw
+                 FROM items WHERE operation_id IS NOT NULL LIMIT 1",
+                [],
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(operations(&c).await, before, "the rows were not kept by that writer");
+
+    let reopened = tracelink_collector::Store::open(&path, Retention::default()).unwrap();
+    let all = query::OperationFilter::default();
+    let rebuilt = reopened.read_now(|c| query::operations(c, &all)).unwrap();
+    assert!(rebuilt.iter().any(|o| o.operation_id == "new-operation"));
+    assert!(!rebuilt.iter().any(|o| o.operation_id == before[0].operation_id));
+    assert_eq!(rebuilt.len(), before.len());
+    // Current rows are left as they are on the next open.
+    reopened
+        .read_now(|c| c.execute("UPDATE operations SET root_name = 'kept'", []))
+        .unwrap();
+    let again = tracelink_collector::Store::open(&path, Retention::default()).unwrap();
+    let kept = again.read_now(|c| query::operations(c, &all)).unwrap();
+    assert!(kept.iter().all(|o| o.root_name.as_deref() == Some("kept")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_prints_the_transaction_table() {
     let path = db("cli");
