@@ -495,13 +495,21 @@ async fn operation_rows_are_rebuilt_when_another_writer_changed_the_items() {
         })
         .await
         .unwrap();
-    assert_eq!(operations(&c).await, before, "the rows were not kept by that writer");
+    assert_eq!(
+        operations(&c).await,
+        before,
+        "the rows were not kept by that writer"
+    );
 
     let reopened = tracelink_collector::Store::open(&path, Retention::default()).unwrap();
     let all = query::OperationFilter::default();
     let rebuilt = reopened.read_now(|c| query::operations(c, &all)).unwrap();
     assert!(rebuilt.iter().any(|o| o.operation_id == "new-operation"));
-    assert!(!rebuilt.iter().any(|o| o.operation_id == before[0].operation_id));
+    assert!(
+        !rebuilt
+            .iter()
+            .any(|o| o.operation_id == before[0].operation_id)
+    );
     assert_eq!(rebuilt.len(), before.len());
     // Current rows are left as they are on the next open.
     reopened

@@ -70,6 +70,20 @@ impl TracelinkSpanExporter {
 
     /// The `SpanProcessor` to register beside this exporter so that spans that end before
     /// their operation's server span get its name (see [`OperationStarts`]).
+    ///
+    /// ```
+    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use tracelink::MemorySink;
+    /// use tracelink_otel::TracelinkSpanExporter;
+    ///
+    /// let exporter = TracelinkSpanExporter::new(MemorySink::new());
+    /// let starts = exporter.operation_starts();
+    /// let provider = SdkTracerProvider::builder()
+    ///     .with_simple_exporter(exporter)
+    ///     .with_span_processor(starts)
+    ///     .build();
+    /// # let _ = provider.shutdown();
+    /// ```
     pub fn operation_starts(&self) -> OperationStarts {
         OperationStarts {
             exporter: self.clone(),

@@ -92,6 +92,14 @@ enum LineRepr<'a> {
 impl<'a> Line<'a> {
     /// The line as text; a value that is not visible ASCII is `"\0"`, which no parser
     /// accepts (see the [module docs](crate::carrier)).
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use tracelink::carrier::Line;
+    ///
+    /// let bad = HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap();
+    /// assert_eq!(Line::from(&bad).text(), "\0");
+    /// ```
     #[inline]
     pub fn text(&self) -> &'a str {
         match self.0 {
@@ -174,6 +182,17 @@ impl<'a> Lines<'a> {
     }
 
     /// The first line, when it is the only one.
+    ///
+    /// ```
+    /// use tracelink::carrier::{CorrelationHeaders, Extractor};
+    ///
+    /// let mut h = http::HeaderMap::new();
+    /// h.append("traceparent", "a".parse().unwrap());
+    /// assert_eq!(h.correlation_headers().traceparent.single().map(|l| l.text()), Some("a"));
+    /// h.append("traceparent", "b".parse().unwrap());
+    /// assert!(h.correlation_headers().traceparent.single().is_none());
+    /// # let _ = CorrelationHeaders::default();
+    /// ```
     #[inline]
     pub fn single(&self) -> Option<Line<'a>> {
         self.first.filter(|_| !self.more)
