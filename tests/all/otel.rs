@@ -550,19 +550,18 @@ async fn instrumented_function_under_opentelemetry_parents_its_calls() {
 }
 
 /// A tracer provider exporting into `sink` as each span ends, with the exporter's
-/// `OperationStarts` processor when `starts`, and spans held at most `max_hold`.
+/// `OperationNames` around its processor when `names`, and spans held at most `max_hold`.
 fn provider_into(
     sink: &Arc<MemorySink>,
-    starts: bool,
+    names: bool,
     max_hold: Duration,
 ) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SimpleSpanProcessor};
     let exporter = TracelinkSpanExporter::new(sink.clone()).max_hold(max_hold);
-    let processor = exporter.operation_starts();
-    let builder =
-        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter);
-    match starts {
-        true => builder.with_span_processor(processor),
-        false => builder,
+    let simple = SimpleSpanProcessor::new(exporter.clone());
+    match names {
+        true => SdkTracerProvider::builder().with_span_processor(exporter.operation_names(simple)),
+        false => SdkTracerProvider::builder().with_span_processor(simple),
     }
     .build()
 }
@@ -571,15 +570,25 @@ fn operation_name(t: &Telemetry) -> Option<&str> {
     t.tags.get(tracelink::model::tags::OPERATION_NAME)
 }
 
+fn dependency_names(items: &[Telemetry]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|t| match &t.data {
+            TelemetryData::Dependency(d) => Some(d.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `ai.operation.name` is on every item of an operation (SPEC 6.2): a span exported before its
-/// server span (here each span is exported as it ends) waits for it with the exporter's
-/// `OperationStarts` processor, and gets its name; without the processor it goes unnamed.
+/// server span (here each span is exported as it ends) waits for it with `OperationNames`
+/// around the exporter's processor, and gets its name; without it, it goes unnamed.
 #[test]
 fn spans_exported_before_their_server_span_get_its_name() {
     use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
-    for starts in [true, false] {
+    for names in [true, false] {
         let sink = Arc::new(MemorySink::new());
-        let provider = provider_into(&sink, starts, Duration::from_secs(30));
+        let provider = provider_into(&sink, names, Duration::from_secs(30));
         let tracer = provider.tracer("test");
         let server = tracer
             .span_builder("GET")
@@ -592,21 +601,66 @@ fn spans_exported_before_their_server_span_get_its_name() {
         let cx = opentelemetry::Context::current_with_span(server);
         tracer.start_with_context("SELECT orders", &cx).end();
         let held = sink.items().is_empty();
-        assert_eq!(held, starts, "held while the operation is open");
+        assert_eq!(held, names, "held while the operation is open");
         cx.span().end();
         let items = sink.take();
         assert_eq!(items.len(), 2, "{items:#?}");
         let request = by_kind(&items, TelemetryKind::Request)[0];
         let query = by_kind(&items, TelemetryKind::Dependency)[0];
         assert_eq!(operation_name(request), Some("GET /orders/{id}"));
-        let want = starts.then_some("GET /orders/{id}");
-        assert_eq!(operation_name(query), want, "with the processor: {starts}");
+        let want = names.then_some("GET /orders/{id}");
+        assert_eq!(operation_name(query), want, "with OperationNames: {names}");
         let _ = provider.shutdown();
     }
 }
 
-/// Held spans are never lost: they wait at most `max_hold`, a provider's `force_flush` sends
-/// them, and the spans of an operation that is not a request go unnamed, as they would.
+/// The same with a batch span processor whose batch goes out while the request is open: the
+/// child, exported first, is sent with the name as soon as the request span ends.
+#[test]
+fn a_batch_exported_before_the_server_span_ends_gets_its_name() {
+    use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+    let sink = Arc::new(MemorySink::new());
+    let exporter = TracelinkSpanExporter::new(sink.clone());
+    let batch = BatchSpanProcessor::builder(exporter.clone())
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_scheduled_delay(Duration::from_millis(20))
+                .build(),
+        )
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(exporter.operation_names(batch))
+        .build();
+    let tracer = provider.tracer("test");
+    let server = tracer
+        .span_builder("POST /pay")
+        .with_kind(SpanKind::Server)
+        .start(&tracer);
+    let cx = opentelemetry::Context::current_with_span(server);
+    tracer.start_with_context("charge card", &cx).end();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        sink.items().is_empty(),
+        "exported and held, or not exported yet"
+    );
+    cx.span().end();
+    for _ in 0..400 {
+        if sink.items().len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let items = sink.take();
+    assert_eq!(items.len(), 2, "{items:#?}");
+    assert!(items.iter().all(|t| operation_name(t) == Some("POST /pay")));
+    let _ = provider.shutdown();
+}
+
+/// Held spans are never lost, and do not wait long: after `max_hold` they are sent without the
+/// name, even when no other span ends, and their operation is not waited for again; a
+/// provider's `force_flush` sends what is held. The spans of an operation that is not a
+/// request go unnamed, as they would.
 #[test]
 fn held_spans_are_sent_after_max_hold_and_on_flush() {
     use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
@@ -617,24 +671,33 @@ fn held_spans_are_sent_after_max_hold_and_on_flush() {
     let job = opentelemetry::Context::current_with_span(tracer.start("nightly job"));
     tracer.start_with_context("step 1", &job).end();
     assert!(sink.items().is_empty(), "held");
-    std::thread::sleep(Duration::from_millis(150));
-    // The next export sends what waited past max_hold, and holds the new span.
+    for _ in 0..400 {
+        if !sink.items().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        dependency_names(&sink.take()),
+        ["step 1"],
+        "sent after max_hold"
+    );
     tracer.start_with_context("step 2", &job).end();
-    let names = |items: &[Telemetry]| -> Vec<String> {
-        items
-            .iter()
-            .filter_map(|t| match &t.data {
-                TelemetryData::Dependency(d) => Some(d.name.clone()),
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(names(&sink.take()), ["step 1"]);
+    assert_eq!(dependency_names(&sink.take()), ["step 2"], "not held again");
+
+    let other = opentelemetry::Context::current_with_span(tracer.start("weekly job"));
+    tracer.start_with_context("step A", &other).end();
+    assert!(sink.items().is_empty(), "held");
     let _ = provider.force_flush();
-    assert_eq!(names(&sink.take()), ["step 2"], "flushed, not lost");
+    assert_eq!(
+        dependency_names(&sink.take()),
+        ["step A"],
+        "flushed, not lost"
+    );
     job.span().end();
+    other.span().end();
     let items = sink.take();
-    assert_eq!(names(&items), ["nightly job"]);
+    assert_eq!(dependency_names(&items), ["nightly job", "weekly job"]);
     assert!(items.iter().all(|t| operation_name(t).is_none()));
     let _ = provider.shutdown();
 }

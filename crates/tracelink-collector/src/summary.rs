@@ -129,6 +129,28 @@ pub(crate) fn mark_current(conn: &Connection) -> rusqlite::Result<()> {
 /// they were last brought up to date with, and they count as many items as there are.
 /// Returns whether it rebuilt.
 pub(crate) fn rebuild_if_stale(conn: &Connection) -> rusqlite::Result<bool> {
+    // Checked in one snapshot, without the write lock: a writer committing between the reads
+    // must not make current rows look stale.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)?;
+    let current = is_current(&tx)?;
+    tx.commit()?;
+    if current {
+        return Ok(false);
+    }
+    // Checked again with the write lock taken: another process may have rebuilt meanwhile.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    if is_current(&tx)? {
+        return Ok(false);
+    }
+    tx.execute("DELETE FROM operations", [])?;
+    tx.execute(&SUMMARIZE.replace("{where}", ""), [])?;
+    mark_current(&tx)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Whether the rows account for the items (see [`rebuild_if_stale`]).
+fn is_current(conn: &Connection) -> rusqlite::Result<bool> {
     let number = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
     let last: Option<i64> = conn
         .query_row(
@@ -137,16 +159,9 @@ pub(crate) fn rebuild_if_stale(conn: &Connection) -> rusqlite::Result<bool> {
             |r| r.get(0),
         )
         .optional()?;
-    let current = last == Some(number("SELECT COALESCE(MAX(seq), 0) FROM items")?)
-        && number("SELECT COALESCE(SUM(items), 0) FROM operations")?
-            == number("SELECT COUNT(*) FROM items WHERE operation_id IS NOT NULL")?;
-    if current {
-        return Ok(false);
-    }
-    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute("DELETE FROM operations", [])?;
-    tx.execute(&SUMMARIZE.replace("{where}", ""), [])?;
-    mark_current(&tx)?;
-    tx.commit()?;
-    Ok(true)
+    Ok(
+        last == Some(number("SELECT COALESCE(MAX(seq), 0) FROM items")?)
+            && number("SELECT COALESCE(SUM(items), 0) FROM operations")?
+                == number("SELECT COUNT(*) FROM items WHERE operation_id IS NOT NULL")?,
+    )
 }

@@ -20,8 +20,8 @@
 //! - URLs are always absolute: a missing or empty scheme is `http`, never `://host`.
 //! - `ai.operation.name` is set on every item of an operation: the name of its server span,
 //!   remembered per trace (server spans of a batch are read first). Spans that end before
-//!   their server span is exported (children, in an earlier batch) get it too when the
-//!   exporter's [`OperationStarts`] processor is registered: they wait for it (see
+//!   their server span is exported (children, in an earlier batch) get it too when the span
+//!   processor that feeds the exporter is wrapped in [`OperationNames`]: they wait for it (see
 //!   [`crate::operations`]).
 //! - Spans with the attribute [`REPORTED_ATTRIBUTE`] `= true` were reported by tracelink's own
 //!   layers and are skipped, so nothing is reported twice.
@@ -34,13 +34,13 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
 use tracelink::model::{
     Dependency, Exception, ExceptionDetails, Request, SeverityLevel, Telemetry, Trace, tags,
 };
 use tracelink::{SamplingDecision, TelemetrySink};
 
-use crate::operations::{self, OperationStarts, Operations, is_local_root, trace_of};
+use crate::operations::{self, OperationNames, Operations, trace_of};
 
 /// The attribute tracelink's layers put on spans they reported themselves.
 pub const REPORTED_ATTRIBUTE: &str = "tracelink.reported";
@@ -68,26 +68,24 @@ impl TracelinkSpanExporter {
         }
     }
 
-    /// The `SpanProcessor` to register beside this exporter so that spans that end before
-    /// their operation's server span get its name (see [`OperationStarts`]).
+    /// Wraps the span processor that feeds this exporter so that spans that end before their
+    /// operation's server span get its name (see [`OperationNames`]); register what it
+    /// returns instead of `processor`.
     ///
     /// ```
-    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use opentelemetry_sdk::trace::{SdkTracerProvider, SimpleSpanProcessor};
     /// use tracelink::MemorySink;
     /// use tracelink_otel::TracelinkSpanExporter;
     ///
     /// let exporter = TracelinkSpanExporter::new(MemorySink::new());
-    /// let starts = exporter.operation_starts();
+    /// let simple = SimpleSpanProcessor::new(exporter.clone());
     /// let provider = SdkTracerProvider::builder()
-    ///     .with_simple_exporter(exporter)
-    ///     .with_span_processor(starts)
+    ///     .with_span_processor(exporter.operation_names(simple))
     ///     .build();
     /// # let _ = provider.shutdown();
     /// ```
-    pub fn operation_starts(&self) -> OperationStarts {
-        OperationStarts {
-            exporter: self.clone(),
-        }
+    pub fn operation_names<P: SpanProcessor>(&self, processor: P) -> OperationNames<P> {
+        OperationNames::new(processor, self.clone())
     }
 
     /// How long a span may wait for its operation's name (default
@@ -108,45 +106,48 @@ impl TracelinkSpanExporter {
 
     /// The items of one span: its Request or Dependency, then its events.
     pub fn items(&self, span: &SpanData) -> Vec<Telemetry> {
-        map_span(span, operations::lock(&self.ops).name(trace_of(span)))
+        let name = operations::lock(&self.ops).name(trace_of(span));
+        map_span(span, name)
     }
 
-    fn send(&self, spans: Vec<(SpanData, Option<String>)>) {
-        for (span, name) in spans {
-            for item in map_span(&span, name) {
-                self.sink.send(item);
-            }
-        }
+    pub(crate) fn sink(&self) -> Arc<dyn TelemetrySink> {
+        Arc::clone(&self.sink)
+    }
+
+    pub(crate) fn send(&self, spans: Vec<(SpanData, Option<String>)>) {
+        send(&*self.sink, spans);
     }
 
     /// The spans to send now, each with its operation's name; holds the others.
     fn ready(&self, batch: Vec<SpanData>, all: bool) -> Vec<(SpanData, Option<String>)> {
         let mut ops = operations::lock(&self.ops);
-        for s in batch.iter().filter(|s| is_server(s)) {
-            ops.remember_name(trace_of(s), request_name(s));
-        }
-        for s in batch.iter().filter(|s| is_local_root(s)) {
-            ops.close(trace_of(s));
-        }
+        let mut ready = ops.ended(&batch);
         let now = Instant::now();
         let reported = |s: &SpanData| {
             s.attributes
                 .iter()
                 .any(|kv| kv.key.as_str() == REPORTED_ATTRIBUTE && kv.value == Value::Bool(true))
         };
-        let mut ready: Vec<SpanData> = batch
-            .into_iter()
-            .filter(|s| !reported(s))
-            .filter_map(|s| ops.hold_or_pass(s, now))
-            .collect();
-        ready.extend(ops.release(now, all));
-        ready
-            .into_iter()
-            .map(|s| {
-                let name = ops.name(trace_of(&s));
-                (s, name)
-            })
-            .collect()
+        ready.extend(
+            batch
+                .into_iter()
+                .filter(|s| !reported(s))
+                .filter_map(|s| ops.hold_or_pass(s, now)),
+        );
+        ready.extend(match all {
+            true => ops.release_all(),
+            false => ops.release_due(now),
+        });
+        ops.named(ready)
+    }
+}
+
+/// Maps spans, each with its operation's name, into `sink`.
+pub(crate) fn send(sink: &dyn TelemetrySink, spans: Vec<(SpanData, Option<String>)>) {
+    for (span, name) in spans {
+        for item in map_span(&span, name) {
+            sink.send(item);
+        }
     }
 }
 
@@ -157,20 +158,20 @@ impl SpanExporter for TracelinkSpanExporter {
         Ok(())
     }
 
-    /// Sends the spans held for their operation's name, without it.
+    /// Sends the spans held for their operation's name (with it when known).
     fn force_flush(&self) -> OTelSdkResult {
         let ready = self.ready(Vec::new(), true);
         self.send(ready);
         Ok(())
     }
 
-    /// Sends the spans held for their operation's name, without it.
+    /// Sends the spans held for their operation's name (with it when known).
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
         self.force_flush()
     }
 }
 
-fn is_server(s: &SpanData) -> bool {
+pub(crate) fn is_server(s: &SpanData) -> bool {
     matches!(s.span_kind, SpanKind::Server | SpanKind::Consumer)
 }
 
@@ -239,7 +240,7 @@ fn url(attrs: &[KeyValue], server: bool) -> Option<String> {
     Some(format!("{scheme}://{authority}{path}"))
 }
 
-fn request_name(s: &SpanData) -> String {
+pub(crate) fn request_name(s: &SpanData) -> String {
     match (method(&s.attributes), text(&s.attributes, &["http.route"])) {
         (Some(m), Some(route)) => format!("{m} {route}"),
         _ => s.name.to_string(),

@@ -8,8 +8,9 @@
 //!   children are the calls made inside them.
 //! - [`TracelinkSpanExporter`]: an OpenTelemetry `SpanExporter` that maps spans (also those
 //!   `tracing-opentelemetry` makes from `tracing` spans) onto Requests, Dependencies, Traces and
-//!   Exceptions, into the same `TelemetrySink` as the middleware; with its [`OperationStarts`]
-//!   processor, spans that end before their operation's server span get its name too.
+//!   Exceptions, into the same `TelemetrySink` as the middleware; with [`OperationNames`]
+//!   around its span processor, spans that end before their operation's server span get its
+//!   name too.
 //! - [`OtelIdSource`]: for `tracing-opentelemetry` users, makes each request id the
 //!   OpenTelemetry span id of the request's span (`CorrelationLayer::id_source` in
 //!   `tracelink-tower` with its `tracing` feature), so spans made with the OpenTelemetry API in
@@ -28,5 +29,5 @@ mod propagator;
 pub use exporter::{REPORTED_ATTRIBUTE, TracelinkSpanExporter, map_span};
 pub use id_source::OtelIdSource;
 pub use layer::TracelinkLayer;
-pub use operations::{DEFAULT_MAX_HOLD, MAX_HELD, OperationStarts};
+pub use operations::{DEFAULT_MAX_HOLD, MAX_HELD, OperationNames};
 pub use propagator::{LegacyParent, LegacyPropagator, SourceAppId};

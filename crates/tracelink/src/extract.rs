@@ -363,6 +363,26 @@ mod tests {
         extract(&headers(pairs), &Propagation::default())
     }
 
+    /// SPEC 3.1: what a later version adds after the 56th char is not read, whatever bytes
+    /// the header value holds there.
+    #[test]
+    fn spec_3_1_a_later_version_is_read_whatever_follows() {
+        let v = format!("01-{T}-b7ad6b7169203331-01-");
+        let mut h = HeaderMap::new();
+        let mut bytes = v.clone().into_bytes();
+        bytes.extend_from_slice(b"\xff\x80 x");
+        h.insert(
+            headers::TRACEPARENT,
+            HeaderValue::from_bytes(&bytes).unwrap(),
+        );
+        let i = extract(&h, &Propagation::default());
+        assert_eq!(i.origin(), Origin::TraceParent);
+        assert_eq!(i.trace_id().to_string(), T);
+        let text = ex(&[(headers::TRACEPARENT, &format!("{v}é x"))]);
+        assert_eq!(text.origin(), Origin::TraceParent);
+        assert_eq!(text.trace_id(), i.trace_id());
+    }
+
     #[test]
     fn spec_2_1_traceparent() {
         let i = ex(&[

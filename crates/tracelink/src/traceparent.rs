@@ -3,8 +3,9 @@
 //! Parsing never allocates. Rules, all from SPEC 3.1:
 //! - spaces and tabs around the value are trimmed first;
 //! - version `00` is exactly 55 chars; `ff` is invalid; a higher version is parsed as `00` over
-//!   its first 55 chars, and when longer its 56th char must be `-` (the rest is not read, but
-//!   must be header text: visible ASCII, space or tab);
+//!   its first 55 chars, and when longer its 56th char must be `-` (what follows is not
+//!   read: a value held as bytes, as an `http::HeaderValue` may hold it, can have any bytes
+//!   there);
 //! - trace-id and parent-id are lower-case hex and not all zero; flags are two lower-case hex
 //!   digits, and unknown flag bits are accepted (`03`, `09`, `ff` are valid);
 //! - several header lines, or a comma in one line, make the header invalid (see
@@ -154,10 +155,6 @@ impl TraceParent {
             // A comma means two values were folded into one line.
             if s.contains(&b',') {
                 return Err(err(ParseErrorKind::Multiple));
-            }
-            // What a later version adds is not read, but it must be header text.
-            if !s.iter().all(|&c| c == b'\t' || (b' '..=b'~').contains(&c)) {
-                return Err(err(ParseErrorKind::InvalidCharacter));
             }
         }
         let trace_id = parse_lower_hex(&s[3..35])
