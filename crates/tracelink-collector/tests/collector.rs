@@ -396,19 +396,25 @@ async fn operations(c: &Collector) -> Vec<query::OperationSummary> {
         .unwrap()
 }
 
-/// The per-operation rows kept as items arrive are what a grouping of all items gives: a
-/// database whose rows are gone (written before the table existed) is rebuilt on open to
-/// the same list, for every capture and every filter. A role name may hold a comma.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
-    let path = db("summary");
-    let c = Collector::start(Config::new(&path).listen("127.0.0.1:0".parse().unwrap()))
+/// A collector on the database at `path`, holding every capture.
+async fn with_captures(path: &std::path::Path) -> Collector {
+    let c = Collector::start(Config::new(path).listen("127.0.0.1:0".parse().unwrap()))
         .await
         .unwrap();
     for capture in CAPTURES {
         let (status, b) = post(&c, "/v2.1/track", capture.as_bytes().to_vec(), &[]).await;
         assert!(status == 200 || status == 206, "{b}");
     }
+    c
+}
+
+/// The per-operation rows kept as items arrive are what a grouping of all items gives: a
+/// database whose rows are gone (written before the table existed) is rebuilt on open to
+/// the same list, for every capture and every filter. A role name may hold a comma.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
+    let path = db("summary");
+    let c = with_captures(&path).await;
     let mut r = Request::new("GET /c", "200", Duration::from_millis(1));
     r.id = "00f067aa0ba902b7".into();
     let comma = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
@@ -472,13 +478,7 @@ async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operation_rows_are_rebuilt_when_another_writer_changed_the_items() {
     let path = db("stale");
-    let c = Collector::start(Config::new(&path).listen("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    for capture in CAPTURES {
-        let (status, b) = post(&c, "/v2.1/track", capture.as_bytes().to_vec(), &[]).await;
-        assert!(status == 200 || status == 206, "{b}");
-    }
+    let c = with_captures(&path).await;
     let before = operations(&c).await;
     assert!(before.len() >= 3, "{before:?}");
     let gone = before[0].operation_id.clone();
