@@ -5,8 +5,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
     let s: &str = &s;
-    if let Ok(p) = tracelink::envelope::parse(s.as_bytes()) {
-        let json = tracelink::envelope::to_json(&p.telemetry, "");
-        tracelink::envelope::parse(json.as_bytes()).expect("our own output parses");
+    if let Ok(p) = tracelink_core::envelope::parse(s.as_bytes()) {
+        let json = tracelink_core::envelope::to_json(&p.telemetry, "");
+        tracelink_core::envelope::parse(json.as_bytes()).expect("our own output parses");
     }
 });

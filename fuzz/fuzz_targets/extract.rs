@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
-use tracelink::extract::{Incoming, Origin};
+use tracelink_core::extract::{Incoming, Origin};
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
@@ -18,16 +18,16 @@ fuzz_target!(|data: &[u8]| {
             h.append(k, v);
         }
     }
-    let cfg = tracelink::Propagation::default();
-    let from_map = tracelink::extract::extract(&h, &cfg);
+    let cfg = tracelink_core::Propagation::default();
+    let from_map = tracelink_core::extract::extract(&h, &cfg);
     // The same headers as text, when each has one line that is text.
     let text: Option<HashMap<String, String>> = (h.keys_len() == h.len())
         .then(|| h.iter().map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))).collect())
         .flatten();
     if let Some(text) = text {
-        same(&from_map, &tracelink::extract::extract(&text, &cfg));
+        same(&from_map, &tracelink_core::extract::extract(&text, &cfg));
     }
-    let req = from_map.into_request(&cfg, tracelink::SamplingDecision::KEEP_ALL, None);
+    let req = from_map.into_request(&cfg, tracelink_core::SamplingDecision::KEEP_ALL, None);
     let mut out = http::HeaderMap::new();
     cfg.inject(&req.new_child(), Some("h"), &mut out);
 });

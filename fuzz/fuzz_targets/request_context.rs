@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
     let s: &str = &s;
-    let _ = tracelink::request_context::app_id(s);
-    let _ = tracelink::AppId::new(s);
+    let _ = tracelink_core::request_context::app_id(s);
+    let _ = tracelink_core::AppId::new(s);
 });

@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
     let s: &str = &s;
-    let _ = tracelink::TraceParent::parse(s).map(|t| t.to_header());
-    let _ = tracelink::TraceParent::parse_lines(s.split('\n'));
+    let _ = tracelink_core::TraceParent::parse(s).map(|t| t.to_header());
+    let _ = tracelink_core::TraceParent::parse_lines(s.split('\n'));
 });

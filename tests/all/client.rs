@@ -16,9 +16,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use tower::ServiceBuilder;
-use tracelink::dependency::DependencyConfig;
-use tracelink::model::{Telemetry, TelemetryData, TelemetryKind};
-use tracelink::{AppId, MemorySink, Propagation, PropagationMode};
+use tracelink_core::dependency::DependencyConfig;
+use tracelink_core::model::{Telemetry, TelemetryData, TelemetryKind};
+use tracelink_core::{AppId, MemorySink, Propagation, PropagationMode};
 use tracelink_reqwest::DependencyMiddleware;
 use tracelink_tower::client::DependencyLayer;
 use tracelink_tower::server::CorrelationLayer;
@@ -173,7 +173,7 @@ fn role<'a>(items: &'a [Telemetry], kind: TelemetryKind, role: &str) -> Vec<&'a 
         .collect()
 }
 
-fn dep(item: &Telemetry) -> &tracelink::model::Dependency {
+fn dep(item: &Telemetry) -> &tracelink_core::model::Dependency {
     match &item.data {
         TelemetryData::Dependency(d) => d,
         _ => panic!("not a dependency"),
@@ -605,9 +605,9 @@ async fn retries_are_separate_dependencies_with_one_parent() {
         .with(RetryTransientMiddleware::new_with_policy(policy))
         .with(DependencyMiddleware::new(sink.clone()))
         .build();
-    let parent = tracelink::Correlation::new_root(
+    let parent = tracelink_core::Correlation::new_root(
         &Propagation::default(),
-        tracelink::SamplingDecision::KEEP_ALL,
+        tracelink_core::SamplingDecision::KEEP_ALL,
     );
     let res = client
         .get(format!("http://{flaky}/flaky"))

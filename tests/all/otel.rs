@@ -14,8 +14,8 @@ use opentelemetry::trace::{
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 use serde_json::Value;
-use tracelink::MemorySink;
-use tracelink::model::{Telemetry, TelemetryData, TelemetryKind};
+use tracelink_core::MemorySink;
+use tracelink_core::model::{Telemetry, TelemetryData, TelemetryKind};
 use tracelink_otel::{REPORTED_ATTRIBUTE, TracelinkLayer, TracelinkSpanExporter};
 use tracelink_reqwest::DependencyMiddleware;
 use tracelink_tests::breeze::Schema;
@@ -271,7 +271,7 @@ fn export(batch: Vec<SpanData>) -> Vec<Value> {
     sink.take()
         .iter()
         .map(|i| {
-            let v: Value = serde_json::from_str(&tracelink::envelope::to_json(
+            let v: Value = serde_json::from_str(&tracelink_core::envelope::to_json(
                 i,
                 "00000000-1111-2222-3333-444444444444",
             ))
@@ -567,7 +567,7 @@ fn provider_into(
 }
 
 fn operation_name(t: &Telemetry) -> Option<&str> {
-    t.tags.get(tracelink::model::tags::OPERATION_NAME)
+    t.tags.get(tracelink_core::model::tags::OPERATION_NAME)
 }
 
 fn dependency_names(items: &[Telemetry]) -> Vec<String> {

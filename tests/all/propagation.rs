@@ -2,7 +2,7 @@
 //! `http::HeaderMap` carriers: what one service injects, the next extracts (SPEC 2, 3, 4, 5).
 
 use http::HeaderMap;
-use tracelink::{AppId, Correlation, Propagation, PropagationMode, SamplingDecision, extract};
+use tracelink_core::{AppId, Correlation, Propagation, PropagationMode, SamplingDecision, extract};
 
 struct Service {
     cfg: Propagation,

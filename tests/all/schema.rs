@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tracelink::envelope;
-use tracelink::model::{
+use tracelink_core::envelope;
+use tracelink_core::model::{
     DataPoint, Dependency, Event, Exception, Metric, Request, SeverityLevel, Telemetry, Trace, tags,
 };
-use tracelink::{Correlation, Propagation, SamplingDecision};
+use tracelink_core::{Correlation, Propagation, SamplingDecision};
 use tracelink_tests::breeze::Schema;
 
 const IKEY: &str = "00000000-1111-2222-3333-444444444444";

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tracelink::model::{Request, tags};
-use tracelink::{Correlation, Propagation, SamplingDecision};
+use tracelink_core::model::{Request, tags};
+use tracelink_core::{Correlation, Propagation, SamplingDecision};
 use tracelink_collector::{Collector, Config};
 
 fn chromium() -> &'static str {
@@ -166,7 +166,7 @@ fn request(name: &str) -> String {
     let op = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
     let mut item = op.to_item(Request::new(name, "200", Duration::from_millis(3)));
     item.tags.insert(tags::CLOUD_ROLE, "svc");
-    tracelink::envelope::to_json(&item, "")
+    tracelink_core::envelope::to_json(&item, "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +233,7 @@ async fn hostile_content_is_escaped() {
     item.tags
         .insert(tags::CLOUD_ROLE, "\"><svg onload=alert(2)>");
     item.properties.insert("note".into(), evil.into());
-    post(&c, vec![tracelink::envelope::to_json(&item, "")]).await;
+    post(&c, vec![tracelink_core::envelope::to_json(&item, "")]).await;
     let (u, id) = (c.url(), op.trace_id().to_string());
     blocking(move || {
         for page in [

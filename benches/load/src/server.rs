@@ -17,7 +17,7 @@ use axum::extract::Path;
 use axum::routing::get;
 use bytes::Bytes;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-use tracelink::TelemetrySink;
+use tracelink_core::TelemetrySink;
 use tracelink_export::transport::{
     BoxFuture, Transport, TransportError, TransportRequest, TransportResponse,
 };

@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use tracelink::model::{Request, tags};
-use tracelink::{Correlation, Propagation, SamplingDecision};
+use tracelink_core::model::{Request, tags};
+use tracelink_core::{Correlation, Propagation, SamplingDecision};
 use tracelink_collector::{Collector, Config};
 
 const POSTERS: usize = 4;

@@ -116,7 +116,7 @@ fn time_ms(p: &HashMap<String, String>, k: &str) -> Result<Option<i64>, BadParam
         None => Ok(None),
         Some(v) => match v.parse::<i64>() {
             Ok(ms) => Ok(Some(ms)),
-            Err(_) => tracelink::wire_time::parse_time(v)
+            Err(_) => tracelink_core::wire_time::parse_time(v)
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| Some(d.as_millis() as i64))
                 .ok_or_else(|| BadParam(k.to_owned())),

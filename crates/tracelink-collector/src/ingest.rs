@@ -6,13 +6,13 @@
 //!   400: the body is unreadable (bad gzip, not JSON) or no item is valid; 413: the body, or
 //!   its decompressed form, is larger than the limit.
 //! - An item is valid when it has `name`, `time`, `data.baseType` and the fields the Breeze
-//!   schema requires of its type (see `tracelink::envelope::parse`).
+//!   schema requires of its type (see `tracelink_core::envelope::parse`).
 
 use std::io::Read;
 
 use serde::Serialize;
 use serde_json::Value;
-use tracelink::envelope::{self, ParsedEnvelope};
+use tracelink_core::envelope::{self, ParsedEnvelope};
 
 /// One item to store: the parsed envelope and its JSON as received.
 #[derive(Debug)]

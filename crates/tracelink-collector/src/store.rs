@@ -17,8 +17,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
-use tracelink::model::{Telemetry, TelemetryData, tags};
-use tracelink::wire_time;
+use tracelink_core::model::{Telemetry, TelemetryData, tags};
+use tracelink_core::wire_time;
 
 use crate::ingest::Accepted;
 use crate::summary;
@@ -120,7 +120,7 @@ impl Row {
             session_id: tag(tags::SESSION_ID),
             legacy_root: t
                 .properties
-                .get(tracelink::LEGACY_ROOT_ID_PROPERTY)
+                .get(tracelink_core::LEGACY_ROOT_ID_PROPERTY)
                 .cloned(),
             raw,
             ..Row::default()

@@ -183,7 +183,7 @@ async fn operations_page(
 
 /// Start time in microseconds since the epoch, from the exact timestamp.
 fn start_us(i: &Item) -> f64 {
-    tracelink::wire_time::parse_time(&i.timestamp)
+    tracelink_core::wire_time::parse_time(&i.timestamp)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(i.ts_ms as f64 * 1000.0, |d| d.as_secs_f64() * 1e6)
 }

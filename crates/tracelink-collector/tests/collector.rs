@@ -5,8 +5,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracelink::model::{Dependency, Request, SeverityLevel, Trace};
-use tracelink::{Correlation, Propagation, SamplingDecision, TelemetrySink};
+use tracelink_core::model::{Dependency, Request, SeverityLevel, Trace};
+use tracelink_core::{Correlation, Propagation, SamplingDecision, TelemetrySink};
 use tracelink_collector::query;
 use tracelink_collector::{Collector, Config, Retention};
 
@@ -358,7 +358,7 @@ async fn retention_deletes_the_oldest() {
         .replace("2026-11-21T05:46:41.622Z", "2020-01-01T00:00:00Z");
     let new = CAPTURES[0].lines().next().unwrap().replace(
         "2026-11-21T05:46:41.622Z",
-        &tracelink::wire_time::format_time(std::time::SystemTime::now()),
+        &tracelink_core::wire_time::format_time(std::time::SystemTime::now()),
     );
     let body = format!("{old}\n{}", format!("{new}\n").repeat(10));
     let (status, _) = post(&c, "/v2.1/track", body.into_bytes(), &[]).await;
@@ -419,8 +419,8 @@ async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
     r.id = "00f067aa0ba902b7".into();
     let comma = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
     let mut item = comma.to_item(r);
-    item.tags.insert(tracelink::model::tags::CLOUD_ROLE, "x,y");
-    let line = tracelink::envelope::to_json(&item, "k");
+    item.tags.insert(tracelink_core::model::tags::CLOUD_ROLE, "x,y");
+    let line = tracelink_core::envelope::to_json(&item, "k");
     let (status, b) = post(&c, "/v2.1/track", line.into_bytes(), &[]).await;
     assert_eq!(status, 200, "{b}");
     let op = comma.trace_id().to_string();
@@ -577,7 +577,7 @@ async fn cli_prints_the_transaction_table() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_parent_chains_are_served_flattened_below_the_depth_cap() {
     let c = start("deep").await;
-    let now = tracelink::wire_time::format_time(std::time::SystemTime::now());
+    let now = tracelink_core::wire_time::format_time(std::time::SystemTime::now());
     let mut body = String::new();
     for i in 0..3000 {
         let parent = if i == 0 {

@@ -17,8 +17,8 @@ use opentelemetry::trace::{
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
-use tracelink::model::{Request as RequestData, Telemetry, tags};
-use tracelink::{Correlation, Propagation, SamplingDecision};
+use tracelink_core::model::{Request as RequestData, Telemetry, tags};
+use tracelink_core::{Correlation, Propagation, SamplingDecision};
 
 const N: usize = 500;
 const IKEY: &str = "00000000-1111-2222-3333-444444444444";
@@ -56,8 +56,8 @@ fn ours(i: usize) -> Telemetry {
 
 fn theirs(i: usize) -> SpanData {
     let ctx = SpanContext::new(
-        TraceId::from_bytes(tracelink::TraceId::random().to_bytes()),
-        SpanId::from_bytes(tracelink::SpanId::random().to_bytes()),
+        TraceId::from_bytes(tracelink_core::TraceId::random().to_bytes()),
+        SpanId::from_bytes(tracelink_core::SpanId::random().to_bytes()),
         TraceFlags::SAMPLED,
         false,
         TraceState::default(),
@@ -133,7 +133,7 @@ fn bench(c: &mut Criterion) {
     }
     let raw: usize = items
         .iter()
-        .map(|i| tracelink::envelope::to_json(i, IKEY).len() + 1)
+        .map(|i| tracelink_core::envelope::to_json(i, IKEY).len() + 1)
         .sum();
     eprintln!("uncompressed: {:.1} bytes per item", raw as f64 / N as f64);
     g.finish();

@@ -34,7 +34,7 @@ impl Backoff {
             .base
             .saturating_mul(1u32 << attempt.min(20))
             .min(self.cap);
-        let jitter = (tracelink::SpanId::random().to_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let jitter = (tracelink_core::SpanId::random().to_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let d = exp.mul_f64(jitter);
         match retry_after {
             Some(r) => d.max(r.min(MAX_RETRY_AFTER)),
@@ -53,7 +53,7 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = tracelink::wire_time::parse_http_date(v)?;
+    let at = tracelink_core::wire_time::parse_http_date(v)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use tracelink::envelope;
-use tracelink::model::Telemetry;
+use tracelink_core::envelope;
+use tracelink_core::model::Telemetry;
 
 /// When a batch is sent: at 500 items, 1 MiB of JSON, or 5 s after its first item,
 /// whichever comes first.

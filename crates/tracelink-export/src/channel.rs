@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
-use tracelink::model::Telemetry;
+use tracelink_core::model::Telemetry;
 
 use crate::Processor;
 use crate::backoff::Backoff;

@@ -75,8 +75,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use tracelink::model::{Telemetry, tags};
-use tracelink::{
+use tracelink_core::model::{Telemetry, tags};
+use tracelink_core::{
     ConnectionString, ConnectionStringError, SamplingDecision, TelemetrySink, TraceId,
 };
 
@@ -100,7 +100,7 @@ pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
 /// envelopes (SPEC 7.1-7.4), gzipped at `level`. For custom transports, tests and benchmarks.
 ///
 /// ```
-/// use tracelink::model::{Event, Telemetry};
+/// use tracelink_core::model::{Event, Telemetry};
 /// let body = tracelink_export::encode_batch(&[Telemetry::new(Event::new("e"))], "", 1);
 /// assert_eq!(&body[..2], &[0x1f, 0x8b]); // gzip
 /// ```

@@ -6,13 +6,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use tracelink::model::{Telemetry, TelemetryKind, tags};
-use tracelink::{SamplingDecision, TraceId};
+use tracelink_core::model::{Telemetry, TelemetryKind, tags};
+use tracelink_core::{SamplingDecision, TraceId};
 
 /// The sampling configuration.
 ///
 /// ```
-/// use tracelink::model::TelemetryKind;
+/// use tracelink_core::model::TelemetryKind;
 /// use tracelink_export::Sampling;
 ///
 /// let fixed = Sampling::fixed(25.0);
@@ -193,7 +193,7 @@ impl Sampler {
         }
         let pct = self.percentage();
         let keep = match item.tags.get(tags::OPERATION_ID) {
-            Some(op) => pct >= 100.0 || tracelink::sampling::score(op) < pct,
+            Some(op) => pct >= 100.0 || tracelink_core::sampling::score(op) < pct,
             None => true,
         };
         if keep {
@@ -244,7 +244,7 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracelink::model::{Event, Metric};
+    use tracelink_core::model::{Event, Metric};
 
     fn item(op: &str) -> Telemetry {
         let mut t = Telemetry::new(Event::new("e"));

@@ -15,8 +15,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use tracelink::model::{Event, Telemetry, tags};
-use tracelink::{TelemetrySink, TraceId};
+use tracelink_core::model::{Event, Telemetry, tags};
+use tracelink_core::{TelemetrySink, TraceId};
 use tracelink_export::{Backoff, BatchLimits, DropReason, Exporter, ExporterBuilder, Sampling};
 
 #[derive(Clone, Debug)]
@@ -101,9 +101,9 @@ impl Stub {
 }
 
 fn name_of(line: &str) -> String {
-    let env = tracelink::envelope::parse(line.as_bytes()).expect("each line is a valid envelope");
+    let env = tracelink_core::envelope::parse(line.as_bytes()).expect("each line is a valid envelope");
     match env.telemetry.data {
-        tracelink::model::TelemetryData::Event(e) => e.name,
+        tracelink_core::model::TelemetryData::Event(e) => e.name,
         _ => panic!("not an event"),
     }
 }
@@ -312,7 +312,7 @@ async fn outage_of_20_seconds_loses_nothing() {
 
 fn httpdate(t: std::time::SystemTime) -> String {
     // IMF-fixdate from RFC 3339: "2026-11-21T05:46:41..." -> "Sat, 21 Nov 2026 05:46:41 GMT"
-    let s = tracelink::wire_time::format_time(t);
+    let s = tracelink_core::wire_time::format_time(t);
     let (y, m, d) = (&s[0..4], &s[5..7], &s[8..10]);
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -443,7 +443,7 @@ async fn processors_enrich_and_drop_and_sampling_keeps_whole_operations() {
     let stub = Stub::start(|_, _| ok()).await;
     let exporter = builder(stub.addr, "processors")
         .cloud_role("svc")
-        .processor(|item| !matches!(&item.data, tracelink::model::TelemetryData::Event(e) if e.name == "drop-me"))
+        .processor(|item| !matches!(&item.data, tracelink_core::model::TelemetryData::Event(e) if e.name == "drop-me"))
         .sampling(Sampling::fixed(25.0))
         .build()
         .unwrap();
@@ -472,7 +472,7 @@ async fn processors_enrich_and_drop_and_sampling_keeps_whole_operations() {
         "the sink's decision and the item sampling agree"
     );
     for l in &lines {
-        let env = tracelink::envelope::parse(l.as_bytes()).unwrap();
+        let env = tracelink_core::envelope::parse(l.as_bytes()).unwrap();
         assert_eq!(env.telemetry.tags.get("ai.cloud.role"), Some("svc"));
         assert_eq!(env.telemetry.sample_rate, Some(25.0));
     }

@@ -35,10 +35,10 @@ use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
-use tracelink::model::{
+use tracelink_core::model::{
     Dependency, Exception, ExceptionDetails, Request, SeverityLevel, Telemetry, Trace, tags,
 };
-use tracelink::{SamplingDecision, TelemetrySink};
+use tracelink_core::{SamplingDecision, TelemetrySink};
 
 use crate::operations::{self, OperationNames, Operations, trace_of};
 
@@ -74,7 +74,7 @@ impl TracelinkSpanExporter {
     ///
     /// ```
     /// use opentelemetry_sdk::trace::{SdkTracerProvider, SimpleSpanProcessor};
-    /// use tracelink::MemorySink;
+    /// use tracelink_core::MemorySink;
     /// use tracelink_otel::TracelinkSpanExporter;
     ///
     /// let exporter = TracelinkSpanExporter::new(MemorySink::new());
@@ -93,7 +93,7 @@ impl TracelinkSpanExporter {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tracelink::MemorySink;
+    /// use tracelink_core::MemorySink;
     /// use tracelink_otel::TracelinkSpanExporter;
     ///
     /// let exporter = TracelinkSpanExporter::new(MemorySink::new()).max_hold(Duration::from_secs(5));
@@ -193,7 +193,7 @@ fn text(attrs: &[KeyValue], names: &[&str]) -> Option<String> {
 
 /// A status code attribute as `responseCode`/`resultCode` text (no allocation for 100-999).
 fn http_status(code: i64) -> Cow<'static, str> {
-    u16::try_from(code).map_or_else(|_| code.to_string().into(), tracelink::model::status_code)
+    u16::try_from(code).map_or_else(|_| code.to_string().into(), tracelink_core::model::status_code)
 }
 
 fn status_code(attrs: &[KeyValue]) -> Option<i64> {
@@ -256,13 +256,13 @@ fn success(s: &SpanData, status: Option<i64>, server: bool) -> bool {
 }
 
 fn hex16(b: [u8; 16]) -> String {
-    tracelink::TraceId::from_bytes(b)
+    tracelink_core::TraceId::from_bytes(b)
         .map(|t| t.to_string())
         .unwrap_or_default()
 }
 
 fn hex8(b: [u8; 8]) -> Option<String> {
-    tracelink::SpanId::from_bytes(b).map(|s| s.to_string())
+    tracelink_core::SpanId::from_bytes(b).map(|s| s.to_string())
 }
 
 fn duration(s: &SpanData) -> std::time::Duration {
@@ -305,7 +305,7 @@ pub fn map_span(s: &SpanData, operation_name: Option<String>) -> Vec<Telemetry> 
                 let full = url(a, false);
                 let path = full
                     .as_deref()
-                    .and_then(tracelink::url::Parts::parse)
+                    .and_then(tracelink_core::url::Parts::parse)
                     .map(|p| p.path().to_owned());
                 d.name = match (method(a), path) {
                     (Some(m), Some(p)) => format!("{m} {p}"),
@@ -313,7 +313,7 @@ pub fn map_span(s: &SpanData, operation_name: Option<String>) -> Vec<Telemetry> 
                 };
                 d.target = full
                     .as_deref()
-                    .and_then(tracelink::url::Parts::parse)
+                    .and_then(tracelink_core::url::Parts::parse)
                     .map(|p| p.host_port())
                     .unwrap_or_default();
                 d.data = full.unwrap_or_default();

@@ -5,7 +5,7 @@
 //! use tracelink_otel::OtelIdSource;
 //! use tracelink_tower::server::CorrelationLayer;
 //!
-//! # let sink = std::sync::Arc::new(tracelink::MemorySink::new());
+//! # let sink = std::sync::Arc::new(tracelink_core::MemorySink::new());
 //! let layer = CorrelationLayer::new(sink).id_source(OtelIdSource::new());
 //! # let _ = layer;
 //! ```
@@ -30,7 +30,7 @@ use std::any::Any;
 
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
-use tracelink::{IdSource, SpanId, SpanParent};
+use tracelink_core::{IdSource, SpanId, SpanParent};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The id source for `tracing-opentelemetry`; see the module docs.

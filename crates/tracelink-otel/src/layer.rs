@@ -2,7 +2,7 @@
 //! happen in (SPEC 6.2, 6.3).
 //!
 //! - Every event inside an operation (a request handled by `tracelink-tower`, or a context
-//!   made current with `tracelink::scope`) becomes a Trace item: its message, a severity from
+//!   made current with `tracelink_core::scope`) becomes a Trace item: its message, a severity from
 //!   its level, its other fields as properties, `ai.operation.id`, `ai.operation.name`, and
 //!   `ai.operation.parentId` = the id of the span or request it happened in. An event with an
 //!   `error` field, or `exception.message` / `exception.type` fields, becomes an Exception item.
@@ -18,7 +18,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use tracing_subscriber::prelude::*;
-//! use tracelink::{Correlation, MemorySink, Propagation, SamplingDecision, scope};
+//! use tracelink_core::{Correlation, MemorySink, Propagation, SamplingDecision, scope};
 //! use tracelink_otel::TracelinkLayer;
 //!
 //! let sink = Arc::new(MemorySink::new());
@@ -39,8 +39,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tracelink::model::{Dependency, Exception, SeverityLevel, TagValue, Telemetry, Trace, tags};
-use tracelink::{Correlation, TelemetrySink, scope};
+use tracelink_core::model::{Dependency, Exception, SeverityLevel, TagValue, Telemetry, Trace, tags};
+use tracelink_core::{Correlation, TelemetrySink, scope};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
@@ -235,7 +235,7 @@ where
             });
             if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
                 state.otel_pending = false;
-                if let Some(sid) = span_id.and_then(tracelink::SpanId::from_bytes) {
+                if let Some(sid) = span_id.and_then(tracelink_core::SpanId::from_bytes) {
                     state.correlation = state.correlation.new_child_with_id(sid);
                 }
             }
@@ -306,7 +306,7 @@ where
         let message = f.message.clone().unwrap_or_default();
         let is_error =
             f.error.is_some() || f.exception_message.is_some() || f.exception_type.is_some();
-        let data: tracelink::model::TelemetryData = if is_error {
+        let data: tracelink_core::model::TelemetryData = if is_error {
             let mut x = Exception::new(
                 f.exception_type.clone().unwrap_or_else(|| "error".into()),
                 f.exception_message

@@ -237,7 +237,7 @@ pub(crate) fn lock(ops: &Mutex<Operations>) -> MutexGuard<'_, Operations> {
 ///
 /// ```
 /// use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
-/// use tracelink::MemorySink;
+/// use tracelink_core::MemorySink;
 /// use tracelink_otel::TracelinkSpanExporter;
 ///
 /// let exporter = TracelinkSpanExporter::new(MemorySink::new());

@@ -40,8 +40,8 @@ use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::{Context, KeyValue};
-use tracelink::carrier::headers;
-use tracelink::{AppId, Baggage, correlation_context, request_context, request_id};
+use tracelink_core::carrier::headers;
+use tracelink_core::{AppId, Baggage, correlation_context, request_context, request_id};
 
 /// The legacy parent a context was extracted from (SPEC 2.2, 2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,8 +102,8 @@ impl TextMapPropagator for LegacyPropagator {
         let span = cx.span();
         let sc = span.span_context();
         if sc.is_valid() {
-            let t = tracelink::TraceId::from_bytes(sc.trace_id().to_bytes());
-            let s = tracelink::SpanId::from_bytes(sc.span_id().to_bytes());
+            let t = tracelink_core::TraceId::from_bytes(sc.trace_id().to_bytes());
+            let s = tracelink_core::SpanId::from_bytes(sc.span_id().to_bytes());
             if let (Some(t), Some(s)) = (t, s) {
                 injector.set(
                     headers::REQUEST_ID,
@@ -137,7 +137,7 @@ impl TextMapPropagator for LegacyPropagator {
                 None => {
                     let root = request_id::root(rid);
                     (
-                        TraceId::from_bytes(tracelink::TraceId::random().to_bytes()),
+                        TraceId::from_bytes(tracelink_core::TraceId::random().to_bytes()),
                         (!root.is_empty()).then(|| root.to_owned()),
                     )
                 }
@@ -145,7 +145,7 @@ impl TextMapPropagator for LegacyPropagator {
             let span_id = rid
                 .split('.')
                 .nth(1)
-                .and_then(|s| tracelink::SpanId::parse_hex(s).ok())
+                .and_then(|s| tracelink_core::SpanId::parse_hex(s).ok())
                 .filter(|_| legacy_root_id.is_none())
                 .map_or_else(
                     || derived_span_id(rid),

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tracelink::MemorySink;
+//! use tracelink_core::MemorySink;
 //! use tracelink_reqwest::DependencyMiddleware;
 //!
 //! let sink = Arc::new(MemorySink::new());
@@ -17,8 +17,8 @@
 //! # let _ = client;
 //! ```
 //!
-//! The behaviour is [`tracelink::dependency`]'s, shared with `tracelink-tower`'s client
-//! layer. The parent of a call is a [`tracelink::Correlation`] passed with
+//! The behaviour is [`tracelink_core::dependency`]'s, shared with `tracelink-tower`'s client
+//! layer. The parent of a call is a [`tracelink_core::Correlation`] passed with
 //! `RequestBuilder::with_extension`, else the current context (which `tracelink-tower`'s server
 //! layer sets for the handler), else a new operation.
 //!
@@ -40,9 +40,9 @@ use std::sync::Arc;
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
-use tracelink::TelemetrySink;
-use tracelink::dependency::OutgoingCall;
-pub use tracelink::dependency::{CallError, DependencyConfig, DependencyName, SkipPropagation};
+use tracelink_core::TelemetrySink;
+use tracelink_core::dependency::OutgoingCall;
+pub use tracelink_core::dependency::{CallError, DependencyConfig, DependencyName, SkipPropagation};
 
 /// The middleware; see the crate docs.
 #[derive(Clone, Debug)]

@@ -19,11 +19,11 @@ use http::request::Parts;
 /// # let _ = axum::Router::<()>::new().route("/", axum::routing::get(handler));
 /// ```
 #[derive(Clone, Debug)]
-pub struct Correlation(pub tracelink::Correlation);
+pub struct Correlation(pub tracelink_core::Correlation);
 
 impl Deref for Correlation {
-    type Target = tracelink::Correlation;
-    fn deref(&self) -> &tracelink::Correlation {
+    type Target = tracelink_core::Correlation;
+    fn deref(&self) -> &tracelink_core::Correlation {
         &self.0
     }
 }
@@ -48,7 +48,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Correlation {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<tracelink::Correlation>()
+            .get::<tracelink_core::Correlation>()
             .cloned()
             .map(Correlation)
             .ok_or(MissingCorrelation)

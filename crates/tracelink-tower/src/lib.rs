@@ -4,9 +4,9 @@
 //! Application Insights estate's distributed traces.
 //!
 //! - [`server::CorrelationLayer`]: for every incoming request, extract the caller's context
-//!   (SPEC 2), assign the request id, put the [`tracelink::Correlation`] in request extensions
+//!   (SPEC 2), assign the request id, put the [`tracelink_core::Correlation`] in request extensions
 //!   and make it current while the handler runs, answer `Request-Context` (SPEC 5.4), and
-//!   record exactly one Request item (SPEC 6.1) into a [`tracelink::TelemetrySink`].
+//!   record exactly one Request item (SPEC 6.1) into a [`tracelink_core::TelemetrySink`].
 //! - [`client::DependencyLayer`]: for tower HTTP clients (hyper-util's `Client`), inject the
 //!   headers of a new dependency and record one Dependency item per call (SPEC 6.2).
 //! - With feature `axum`: the [`Correlation`] extractor, route-template names from
@@ -17,7 +17,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use axum::{Router, routing::get};
-//! use tracelink::MemorySink;
+//! use tracelink_core::MemorySink;
 //! use tracelink_tower::server::CorrelationLayer;
 //!
 //! let sink = Arc::new(MemorySink::new());

@@ -19,8 +19,8 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use tracelink::dependency::DependencyConfig;
-use tracelink::{AppId, Propagation, PropagationMode, TelemetrySink};
+use tracelink_core::dependency::DependencyConfig;
+use tracelink_core::{AppId, Propagation, PropagationMode, TelemetrySink};
 use tracelink_collector::query::{self, Item};
 use tracelink_collector::{Collector, Config};
 use tracelink_export::Exporter;
@@ -283,7 +283,7 @@ pub async fn run() -> Result<(Demo, Report), Error> {
     let db = std::env::temp_dir().join(format!(
         "tracelink-demo-{}-{}.db",
         std::process::id(),
-        tracelink::SpanId::random()
+        tracelink_core::SpanId::random()
     ));
     let db = TempDb(db);
     let collector = Collector::start(Config::new(&db.0).listen("127.0.0.1:0".parse()?)).await?;

@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use tracelink::dependency::DependencyConfig;
-use tracelink::model::Telemetry;
-use tracelink::{Propagation, PropagationMode, TelemetrySink};
+use tracelink_core::dependency::DependencyConfig;
+use tracelink_core::model::Telemetry;
+use tracelink_core::{Propagation, PropagationMode, TelemetrySink};
 use tracelink_reqwest::DependencyMiddleware;
 use tracelink_tower::server::CorrelationLayer;
 
@@ -29,7 +29,7 @@ pub struct StderrSink;
 
 impl TelemetrySink for StderrSink {
     fn send(&self, item: Telemetry) {
-        eprintln!("{}", tracelink::envelope::to_json(&item, ""));
+        eprintln!("{}", tracelink_core::envelope::to_json(&item, ""));
     }
 }
 

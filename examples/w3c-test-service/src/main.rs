@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracelink::TelemetrySink;
+use tracelink_core::TelemetrySink;
 use tracelink_export::Exporter;
 use tracelink_w3c_test_service::{StderrSink, app};
 
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|p| p.parse().ok())
         .unwrap_or(5000);
     // With APPLICATIONINSIGHTS_CONNECTION_STRING set, telemetry goes to ingestion.
-    let exporter = match std::env::var_os(tracelink::connection_string::ENV_VAR) {
+    let exporter = match std::env::var_os(tracelink_core::connection_string::ENV_VAR) {
         Some(_) => Some(
             Exporter::builder_from_env()
                 .cloud_role("w3c-test-service")

@@ -2,8 +2,8 @@
 //! `tower::Service<http::Request<B>>`): inject the correlation headers of a new dependency and
 //! record one Dependency item per call (SPEC 3.5, 4.3, 5.3, 5.5, 5.6, 6.2).
 //!
-//! The behaviour is [`tracelink::dependency`]'s, shared with `tracelink-reqwest`: the parent
-//! is a [`tracelink::Correlation`] in the request's extensions, else the current context (the
+//! The behaviour is [`tracelink_core::dependency`]'s, shared with `tracelink-reqwest`: the parent
+//! is a [`tracelink_core::Correlation`] in the request's extensions, else the current context (the
 //! server layer makes the request's current), else a new operation. Per-request options are
 //! extensions: [`DependencyName`], [`SkipPropagation`].
 //!
@@ -11,7 +11,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use std::sync::Arc;
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tracelink::MemorySink;
+//! use tracelink_core::MemorySink;
 //! use tracelink_tower::client::DependencyLayer;
 //!
 //! let sink = Arc::new(MemorySink::new());
@@ -41,9 +41,9 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracelink::TelemetrySink;
-use tracelink::dependency::OutgoingCall;
-pub use tracelink::dependency::{CallError, DependencyConfig, DependencyName, SkipPropagation};
+use tracelink_core::TelemetrySink;
+use tracelink_core::dependency::OutgoingCall;
+pub use tracelink_core::dependency::{CallError, DependencyConfig, DependencyName, SkipPropagation};
 
 /// The client layer; see the [module docs](self).
 #[derive(Clone, Debug)]

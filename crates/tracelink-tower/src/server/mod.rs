@@ -6,7 +6,7 @@
 //! use std::sync::Arc;
 //! use axum::{Router, routing::get};
 //! use tower::ServiceExt;
-//! use tracelink::MemorySink;
+//! use tracelink_core::MemorySink;
 //! use tracelink_tower::server::CorrelationLayer;
 //!
 //! let sink = Arc::new(MemorySink::new());
@@ -33,7 +33,7 @@
 //! Apply it with axum's `Router::layer` so that the route template (`MatchedPath`) is known
 //! when the request starts (SPEC 6.1); outside the router the name falls back to the path.
 //! Put `CatchPanic` on either side: a panic is recorded as `success=false`,
-//! `responseCode=500` either way. If an outer layer already put a [`tracelink::Correlation`]
+//! `responseCode=500` either way. If an outer layer already put a [`tracelink_core::Correlation`]
 //! in the request extensions, this layer passes the request through and records nothing, so
 //! two stacked layers never report a request twice (DESIGN invariant 2).
 //!
@@ -67,14 +67,14 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracelink::model::{Request as RequestData, TagValue, Telemetry, TelemetryData, tags};
-use tracelink::scope::Scoped;
-use tracelink::{Correlation, Propagation, SamplingDecision, TelemetrySink, TraceParent, extract};
+use tracelink_core::model::{Request as RequestData, TagValue, Telemetry, TelemetryData, tags};
+use tracelink_core::scope::Scoped;
+use tracelink_core::{Correlation, Propagation, SamplingDecision, TelemetrySink, TraceParent, extract};
 
 pub use client_addr::{ClientAddr, TrustedProxies};
 pub use strategy::{ClassifySuccess, DefaultMakeName, DefaultSuccess, MakeName};
 
-use tracelink::url::{Redaction, clean_host};
+use tracelink_core::url::{Redaction, clean_host};
 
 const REQUEST_CONTEXT: HeaderName = HeaderName::from_static("request-context");
 const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
@@ -118,7 +118,7 @@ struct Config {
     on_response: Option<ResponseHook>,
     filter: Option<Filter>,
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-    id_source: Option<Arc<dyn tracelink::IdSource>>,
+    id_source: Option<Arc<dyn tracelink_core::IdSource>>,
 }
 
 /// The server layer; see the [module docs](self).
@@ -274,7 +274,7 @@ impl<M, C> CorrelationLayer<M, C> {
     /// handler are then children of the Request item (DESIGN invariant 1). The span is
     /// current while the handler runs and ends with the response body.
     #[cfg(feature = "tracing")]
-    pub fn id_source(mut self, source: impl tracelink::IdSource) -> Self {
+    pub fn id_source(mut self, source: impl tracelink_core::IdSource) -> Self {
         self.config_mut().id_source = Some(Arc::new(source));
         self
     }
@@ -487,7 +487,7 @@ fn prepare<M: MakeName>(
     let cookies = if cfg.track_users || correlation.is_sampled() {
         user_tracking::request_cookies(&parts.headers)
     } else {
-        tracelink::cookie::UserCookies::default()
+        tracelink_core::cookie::UserCookies::default()
     };
     let tracked = cfg
         .track_users
@@ -521,7 +521,7 @@ fn request_span(
     cfg: &Config,
     name: &str,
     incoming: &extract::Incoming,
-) -> (RequestSpan, Option<tracelink::SpanId>) {
+) -> (RequestSpan, Option<tracelink_core::SpanId>) {
     let Some(source) = &cfg.id_source else {
         return (None, None);
     };
@@ -541,7 +541,7 @@ fn request_span(
     _: &Config,
     _: &str,
     _: &extract::Incoming,
-) -> (RequestSpan, Option<tracelink::SpanId>) {
+) -> (RequestSpan, Option<tracelink_core::SpanId>) {
     (None, None)
 }
 
@@ -671,7 +671,7 @@ impl Recorder {
         source: Option<String>,
         scheme: &str,
         tracked: Option<&user_tracking::Tracked>,
-        cookies: tracelink::cookie::UserCookies,
+        cookies: tracelink_core::cookie::UserCookies,
         start: Instant,
     ) -> Self {
         let mut data = RequestData::default();
@@ -735,7 +735,7 @@ impl Recorder {
 
     fn response(&mut self, parts: &http::response::Parts, success: bool, cfg: &Config) {
         if let Some(r) = self.request() {
-            r.response_code = tracelink::model::status_code(parts.status.as_u16());
+            r.response_code = tracelink_core::model::status_code(parts.status.as_u16());
             r.success = success;
         }
         self.responded = true;

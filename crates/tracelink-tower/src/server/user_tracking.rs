@@ -14,8 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 use http::header::COOKIE;
-use tracelink::SpanId;
-use tracelink::cookie::{SESSION_COOKIE, USER_COOKIE, UserCookies};
+use tracelink_core::SpanId;
+use tracelink_core::cookie::{SESSION_COOKIE, USER_COOKIE, UserCookies};
 
 const SESSION_IDLE_MS: u64 = 30 * 60 * 1000;
 const SESSION_MAX_MS: u64 = 24 * 60 * 60 * 1000;
@@ -81,7 +81,7 @@ pub(crate) fn track(cookies: &UserCookies, secure: bool, now: SystemTime) -> Tra
         let id = new_id();
         out.set_cookies.push(format!(
             "{USER_COOKIE}={id}|{}{}",
-            tracelink::wire_time::format_time(now),
+            tracelink_core::wire_time::format_time(now),
             attributes(secure, USER_MAX_AGE_S)
         ));
         out.user_id = Some(id);

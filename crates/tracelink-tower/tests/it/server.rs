@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use bytes::Bytes;
 use http_body::Frame;
-use tracelink::scope::CorrelationExt;
-use tracelink::{AppId, MemorySink, Propagation};
+use tracelink_core::scope::CorrelationExt;
+use tracelink_core::{AppId, MemorySink, Propagation};
 use tracelink_tower::Correlation;
 use tracelink_tower::server::CorrelationLayer;
 
@@ -61,11 +61,11 @@ async fn extract_handler(c: Correlation) -> String {
 
 async fn spawn_handler(c: Correlation) -> String {
     let seen = tokio::spawn(
-        async { tracelink::scope::current().map(|c| c.id().to_string()) }.in_current_correlation(),
+        async { tracelink_core::scope::current().map(|c| c.id().to_string()) }.in_current_correlation(),
     )
     .await
     .unwrap();
-    let unscoped = tokio::spawn(async { tracelink::scope::current().is_some() })
+    let unscoped = tokio::spawn(async { tracelink_core::scope::current().is_some() })
         .await
         .unwrap();
     format!("{} {} {}", c.id(), seen.unwrap_or_default(), unscoped)
@@ -129,7 +129,7 @@ fn app(sink: Arc<MemorySink>) -> Router {
 async fn one(
     path: &str,
     headers: &[(&str, &str)],
-) -> (tracelink::model::Telemetry, http::HeaderMap, String) {
+) -> (tracelink_core::model::Telemetry, http::HeaderMap, String) {
     let sink = Arc::new(MemorySink::new());
     let addr = serve(app(sink.clone())).await;
     let (status, h, body) = fetch(addr, path, headers).await;

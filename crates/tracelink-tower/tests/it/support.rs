@@ -11,8 +11,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tracelink::MemorySink;
-use tracelink::model::{Request, Telemetry, TelemetryData};
+use tracelink_core::MemorySink;
+use tracelink_core::model::{Request, Telemetry, TelemetryData};
 
 /// Serves `app` on 127.0.0.1:0 with `ConnectInfo<SocketAddr>`; returns its address.
 pub(crate) async fn serve(app: Router) -> SocketAddr {

@@ -1,0 +1,122 @@
+//! The legacy `Correlation-Context` header (SPEC 4.1), the baggage of the .NET, Node and
+//! Java Application Insights SDKs.
+//!
+//! Read: split on `,`; each item split at its first `=`; key and value trimmed; items without
+//! `=` or with an empty key skipped; reading stops at the item that would pass 1024 bytes;
+//! keys are cut to 150 chars and values to 8192 (the property limits of SPEC 6.5).
+//! Written: `k=v, k2=v2`, the form the Node SDK sends; items the format cannot carry (a key
+//! with `=`, `,` or white space, a value with `,` or a control char) are left out.
+//!
+//! ```
+//! use tracelink_core::{Baggage, correlation_context};
+//!
+//! let b = correlation_context::parse_lines(["userId=alice, tenant=contoso, junk, =x"]);
+//! assert_eq!(b.get("tenant"), Some("contoso"));
+//! assert_eq!(correlation_context::to_header(&b), "userId=alice, tenant=contoso");
+//! ```
+
+use crate::baggage::Baggage;
+use crate::model::limits::{PROPERTY_KEY, PROPERTY_VALUE, truncate};
+
+/// Most bytes of `Correlation-Context` read (SPEC 4.1).
+pub const MAX_BYTES: usize = 1024;
+
+/// Reads `Correlation-Context` header lines into new baggage.
+pub fn parse_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Baggage {
+    let mut b = Baggage::new();
+    merge_lines(&mut b, lines);
+    b
+}
+
+/// Adds the items of `Correlation-Context` header lines whose keys are not present yet.
+pub fn merge_lines<'a>(baggage: &mut Baggage, lines: impl IntoIterator<Item = &'a str>) {
+    let mut used = 0usize;
+    for line in lines {
+        for item in line.split(',') {
+            used += item.len() + 1;
+            if used > MAX_BYTES + 1 {
+                return;
+            }
+            let Some((k, v)) = item.split_once('=') else {
+                continue;
+            };
+            let k = k.trim();
+            if k.is_empty() {
+                continue;
+            }
+            baggage.insert_if_absent(
+                truncate(k, PROPERTY_KEY),
+                truncate(v.trim(), PROPERTY_VALUE),
+            );
+        }
+    }
+}
+
+fn writable(k: &str, v: &str) -> bool {
+    !k.is_empty()
+        && !k
+            .chars()
+            .any(|c| c == '=' || c == ',' || c.is_whitespace() || c.is_control())
+        && !v.chars().any(|c| c == ',' || c.is_control())
+}
+
+/// The header value for `baggage`: `k=v, k2=v2`. Empty when nothing can be written (then
+/// send no header, SPEC 4.3).
+pub fn to_header(baggage: &Baggage) -> String {
+    let mut out = String::new();
+    for (k, v) in baggage.iter().filter(|(k, v)| writable(k, v)) {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v.trim());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn spec_4_1_split_trim_skip() {
+        let b = parse_lines([" a = 1 ,b=x=y,,noeq, =empty,c="]);
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            [("a", "1"), ("b", "x=y"), ("c", "")]
+        );
+    }
+
+    #[test]
+    fn spec_4_1_stops_after_1024_bytes() {
+        let items: Vec<String> = (0..200).map(|i| format!("key{i:03}=v")).collect();
+        let b = parse_lines([items.join(",").as_str()]);
+        // Items are 8 bytes + a separator: item i ends at byte 9i+8, so 113 end within 1024.
+        assert_eq!(b.len(), 113);
+    }
+
+    #[test]
+    fn spec_4_1_cuts_keys_and_values() {
+        let long = format!("{}={}", "k".repeat(200), "v".repeat(200));
+        let b = parse_lines([long.as_str()]);
+        let (k, v) = b.iter().next().unwrap();
+        assert_eq!(k.len(), 150);
+        assert_eq!(v.len(), 200);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,2000}") {
+            let b = parse_lines([s.as_str()]);
+            let _ = to_header(&b);
+        }
+
+        #[test]
+        fn round_trips(items in proptest::collection::btree_map("[A-Za-z0-9_.-]{1,20}", "[A-Za-z0-9_.:/=-]{0,20}", 0..8)) {
+            let b: Baggage = items.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            prop_assert_eq!(parse_lines([to_header(&b).as_str()]), b);
+        }
+    }
+}
