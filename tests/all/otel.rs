@@ -1,4 +1,4 @@
-//! The tracing and OpenTelemetry bridge (issue: tracelink-otel; DESIGN invariants 1-3,
+//! The tracing and OpenTelemetry bridge (DESIGN invariants 1-3,
 //! SPEC 6.2-6.3).
 
 use std::borrow::Cow;
@@ -519,7 +519,7 @@ async fn instrumented_function_under_opentelemetry_parents_its_calls() {
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-        .with(TracelinkLayer::new(sink.clone()).with_opentelemetry_ids());
+        .with(TracelinkLayer::new(sink.clone()).opentelemetry_ids());
     let _guard = tracing::subscriber::set_default(subscriber);
     let (items, _) = scenario(sink, true).await;
     let _ = provider.force_flush();

@@ -2,7 +2,7 @@
 //! opentelemetry_sdk's `TraceContextPropagator` with opentelemetry-http's carriers, on the same
 //! realistic headers, in the same run.
 //!
-//! `cargo bench -p tracelink --bench propagation`
+//! `cargo bench -p tracelink-core --bench propagation`
 #![allow(missing_docs)]
 
 use std::hint::black_box;

@@ -62,6 +62,8 @@ pub enum ConnectionStringErrorKind {
     InvalidInstrumentationKey,
     /// An endpoint is not an `http` or `https` URL.
     InvalidEndpoint,
+    /// `ApplicationId` is not a valid appId (SPEC 5.2).
+    InvalidApplicationId,
     /// The environment variable is not set.
     NotSet,
 }
@@ -88,6 +90,7 @@ impl fmt::Display for ConnectionStringError {
             MissingInstrumentationKey => "connection string has no InstrumentationKey",
             InvalidInstrumentationKey => "connection string InstrumentationKey is not a GUID",
             InvalidEndpoint => "connection string endpoint is not an http(s) URL",
+            InvalidApplicationId => "connection string ApplicationId is not a valid appId",
             NotSet => "APPLICATIONINSIGHTS_CONNECTION_STRING is not set",
         })
     }
@@ -162,7 +165,10 @@ impl ConnectionString {
             }
             _ => DEFAULT_INGESTION_ENDPOINT.to_owned(),
         };
-        let application_id = get("applicationid").and_then(|a| AppId::new(a).ok());
+        let application_id = match get("applicationid").filter(|a| !a.is_empty()) {
+            Some(a) => Some(AppId::new(a).map_err(|_| err(InvalidApplicationId))?),
+            None => None,
+        };
         Ok(Self {
             instrumentation_key: ikey.to_owned(),
             ingestion_endpoint,

@@ -46,7 +46,7 @@ pub const SESSION_COOKIE: &str = "ai_session";
 /// Name of the browser SDK's authenticated-user cookie.
 pub const AUTH_USER_COOKIE: &str = "ai_authUser";
 
-fn valid_id(s: &str, max: usize) -> Option<String> {
+pub(crate) fn valid_id(s: &str, max: usize) -> Option<String> {
     let ok = !s.is_empty()
         && s.len() <= max
         && s.bytes()
@@ -72,7 +72,7 @@ fn decode_uri(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn valid_auth(s: &str) -> Option<String> {
+pub(crate) fn valid_auth(s: &str) -> Option<String> {
     let ok = !s.is_empty()
         && s.chars().count() <= 1024
         && !s.chars().any(|c| c.is_control() || ",;=|".contains(c));

@@ -32,6 +32,7 @@ use crate::request_id;
 use crate::sampling::SamplingDecision;
 use crate::traceparent::{TraceFlags, TraceParent};
 use crate::tracestate::TraceState;
+use crate::user::{UserCell, UserContext};
 
 /// Property holding the root of a legacy caller's Request-Id (SPEC 2.3, 10.1).
 pub const LEGACY_ROOT_ID_PROPERTY: &str = "ai_legacyRootId";
@@ -104,6 +105,7 @@ pub(crate) struct Operation {
     pub(crate) carried: Option<Box<Carried>>,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) sampling: SamplingDecision,
+    pub(crate) user: UserCell,
 }
 
 /// What only some operations carry: baggage (SPEC 2.8) and a legacy caller's root id
@@ -189,6 +191,7 @@ impl Correlation {
             carried: None,
             name: operation_name.map(Into::into),
             sampling,
+            user: UserCell::default(),
         };
         Self::from_parts(op, id, None)
     }
@@ -275,6 +278,39 @@ impl Correlation {
         self.op.sampling.is_sampled()
     }
 
+    /// The operation's user context (SPEC 6.4), shared by all its contexts; see
+    /// [`crate::user`].
+    pub fn user(&self) -> Option<Arc<UserContext>> {
+        self.op.user.get()
+    }
+
+    /// Sets the operation's user context: every item of the operation annotated from now on
+    /// carries it, whichever of the operation's contexts annotates it.
+    pub fn set_user(&self, user: UserContext) {
+        self.op.user.update(|_| user);
+    }
+
+    /// Sets the authenticated user (`ai.user.authUserId`) and, when given, the account
+    /// (`ai.user.accountId`) of the operation, keeping its user and session ids: call it from
+    /// a handler once authentication is done. Items recorded from then on carry it, the
+    /// Request item included.
+    ///
+    /// ```
+    /// use tracelink_core::model::{Trace, SeverityLevel, tags};
+    /// use tracelink_core::{Correlation, Propagation, SamplingDecision};
+    ///
+    /// let request = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
+    /// request.set_authenticated_user("alice", Some("contoso"));
+    /// let log = request.child_item(Trace::new("signed in", SeverityLevel::Information));
+    /// assert_eq!(log.tags.get(tags::USER_AUTH_USER_ID), Some("alice"));
+    /// assert_eq!(log.tags.get(tags::USER_ACCOUNT_ID), Some("contoso"));
+    /// ```
+    pub fn set_authenticated_user(&self, auth_user_id: &str, account_id: Option<&str>) {
+        self.op
+            .user
+            .update(|u| u.authenticated_user(auth_user_id, account_id));
+    }
+
     /// The `traceparent` naming this context as the parent: `00-<trace>-<id>-<flags & 03>`.
     /// `None` when this id is not a span-id (hierarchical mode).
     pub fn traceparent(&self) -> Option<TraceParent> {
@@ -322,6 +358,9 @@ impl Correlation {
         }
         if let Some(name) = &self.op.name {
             item.tags.insert_if_absent(tags::OPERATION_NAME, name);
+        }
+        if let Some(user) = self.op.user.get() {
+            user.annotate(item);
         }
         for (k, v) in self.baggage().iter() {
             if !item.properties.contains_key(k) {

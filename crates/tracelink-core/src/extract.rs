@@ -337,6 +337,7 @@ impl Incoming {
             carried,
             name: operation_name.map(Into::into),
             sampling,
+            user: Default::default(),
         };
         Correlation::from_parts(op, id, parent)
     }

@@ -1,9 +1,10 @@
-//! # tracelink
+//! # tracelink-core
 //!
 //! The core of tracelink: distributed-trace correlation for Rust services that live among
 //! .NET, Node, Java, Python and browser apps instrumented with Application Insights. It has
 //! no async runtime; the middleware crates (`tracelink-tower`, `tracelink-reqwest`), the
-//! exporter and the OpenTelemetry bridge all build on it.
+//! exporter, the OpenTelemetry bridge and the `tracelink` facade all build on it. Most
+//! services depend on `tracelink` alone, which re-exports this crate as `tracelink::core`.
 //!
 //! What is here, each with its SPEC section:
 //! - ids: [`TraceId`], [`SpanId`] (SPEC 1);
@@ -11,7 +12,8 @@
 //!   [`request_id`], [`request_context`] (SPEC 3-5);
 //! - [`extract`]ion of an incoming request's context (SPEC 2) and [`propagation`] to outgoing
 //!   calls (SPEC 3.5, 4.3, 5.3, 5.6), over any [`carrier`];
-//! - the [`Correlation`] context and the current-context [`scope`];
+//! - the [`Correlation`] context, the current-context [`scope`] and the operation's
+//!   [`user`] context (SPEC 6.4);
 //! - the [`model`] (SPEC 6), [`envelope`]s (SPEC 7.1-7.3) and [`wire_time`] formats,
 //!   [`cookie`]s (SPEC 6.4), the [`connection_string`] (SPEC 7.6);
 //! - the [`sampling`] score (SPEC 8.1) and the [`TelemetrySink`] trait;
@@ -93,6 +95,7 @@ mod swar;
 pub mod traceparent;
 pub mod tracestate;
 pub mod url;
+pub mod user;
 pub mod wire_time;
 
 pub use baggage::Baggage;
@@ -107,3 +110,4 @@ pub use sampling::SamplingDecision;
 pub use sink::{MemorySink, TelemetrySink};
 pub use traceparent::{TraceFlags, TraceParent};
 pub use tracestate::TraceState;
+pub use user::UserContext;

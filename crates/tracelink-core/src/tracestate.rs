@@ -6,7 +6,8 @@
 //!   not ending in a space;
 //! - several header lines are joined with `,`; an invalid member makes the whole header
 //!   invalid (drop it); a key that occurs again keeps its first (left-most, most recent)
-//!   member and the later ones are dropped; at most 32 members are kept;
+//!   member and the later ones are dropped; more than 32 distinct keys make the header
+//!   invalid;
 //! - when propagating, a value longer than 512 chars is shortened by removing whole members,
 //!   largest first ([`TraceState::for_propagation`]); an empty tracestate is never sent.
 //!

@@ -363,6 +363,13 @@ impl ExporterBuilder {
     }
 }
 
+impl From<ConnectionString> for ExporterBuilder {
+    /// A builder for a connection string parsed already.
+    fn from(connection: ConnectionString) -> Self {
+        Exporter::builder_from(Ok(connection))
+    }
+}
+
 /// The exporter: a handle on the background channel. See the crate docs.
 #[derive(Debug)]
 pub struct Exporter {

@@ -1,7 +1,7 @@
 //! Where batches wait while ingestion cannot take them: a directory of files (the disk
 //! spool, on by default), or memory when the spool is off or unusable.
 //!
-//! Disk spool rules (issue: exporter, point 6): a file per batch, written atomically (temp
+//! Disk spool rules: a file per batch, written atomically (temp
 //! file, fsync, rename), named `<unix ms>-<pid>-<seq>-<items>.trn` so that names sort oldest
 //! first; at most `max_bytes` in all, the oldest dropped first (counted); files older than
 //! 48 hours are deleted unsent (counted); a file that is not valid gzip is deleted with a

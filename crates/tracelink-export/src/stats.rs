@@ -1,4 +1,4 @@
-//! Self-observability (issue: exporter, point 8): counters every part of the channel updates,
+//! Self-observability: counters every part of the channel updates,
 //! readable as a [`Stats`] snapshot.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -1,5 +1,5 @@
 //! The exporter against a real HTTP ingestion stub on 127.0.0.1, scripted per request
-//! (SPEC 7.4, 7.5, 8; issue: exporter).
+//! (SPEC 7.4, 7.5, 8).
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
@@ -535,7 +535,7 @@ fn spool_child(dir: &str, dead: &str) {
     });
 }
 
-/// Issue: exporter, point 6: a process killed with SIGKILL loses at most what was in memory;
+/// A process killed with SIGKILL loses at most what was in memory;
 /// everything spooled is sent by the next process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_only_what_was_in_memory() {

@@ -13,7 +13,7 @@
 //! Install `tracing-opentelemetry`'s layer with a tracer whose spans go to
 //! [`TracelinkSpanExporter`](crate::TracelinkSpanExporter) (the request span itself carries
 //! `tracelink.reported = true` and is not exported twice), and after it
-//! [`TracelinkLayer::with_opentelemetry_ids`](crate::TracelinkLayer::with_opentelemetry_ids),
+//! [`TracelinkLayer::opentelemetry_ids`](crate::TracelinkLayer::opentelemetry_ids),
 //! so that calls and logs inside your `tracing` spans hang under the spans OpenTelemetry
 //! reports.
 //!

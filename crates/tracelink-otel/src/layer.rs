@@ -11,6 +11,12 @@
 //!   current one, so calls made inside an `#[instrument]`ed function are its children, and so
 //!   are the events in it. An ERROR event inside marks the span failed.
 //! - Outside an operation, events and spans are ignored.
+//! - Events below INFO are ignored ([`TracelinkLayer::event_level`]), and so are the events
+//!   and spans of the HTTP and runtime internals listed in [`DEFAULT_EXCLUDED_TARGETS`]
+//!   (hyper, h2, reqwest, tower, tokio, rustls and tracelink's own exporter): a request that
+//!   goes through them records no item for their internals unless asked for
+//!   ([`TracelinkLayer::include_target`]). These are the layer's own choices, independent of
+//!   any filter on the subscriber, and other layers still see everything.
 //!
 //! Telemetry of requests and calls never depends on this layer or on log filters: a filter
 //! that hides spans or events only hides their items (DESIGN invariant 3).
@@ -48,19 +54,79 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-/// The layer; see the module docs.
+/// Targets whose events and spans the layer ignores by default: the internals of HTTP
+/// clients and servers, the async runtime, TLS, and tracelink's own exporter. A target
+/// matches when it is the name or starts with the name and `::`.
+pub const DEFAULT_EXCLUDED_TARGETS: &[&str] = &[
+    "hyper",
+    "hyper_util",
+    "h2",
+    "h3",
+    "reqwest",
+    "tower",
+    "tower_http",
+    "tokio",
+    "tokio_util",
+    "mio",
+    "rustls",
+    "want",
+    "tracelink_export",
+];
+
+/// Which spans the layer gives ids of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SpanIds {
+    /// tracelink's: spans at `span_level` become InProc dependencies.
+    Tracelink,
+    /// OpenTelemetry's (`tracing-opentelemetry` reports the spans).
+    #[cfg(feature = "opentelemetry")]
+    OpenTelemetry,
+}
+
+/// The `tracing` layer: `tracing` events and spans as items of the operation they happen
+/// in.
+///
+/// - Every event at INFO or more severe ([`TracelinkLayer::event_level`]) inside an
+///   operation becomes a Trace item (or an Exception item when it has an `error` field, or
+///   `exception.message`/`exception.type` fields), with `ai.operation.parentId` = the span or
+///   request it happened in, its fields as properties.
+/// - Spans at INFO or more severe ([`TracelinkLayer::span_level`]) inside an operation become
+///   `InProc` dependencies, and are the current context while entered.
+/// - The internals in [`DEFAULT_EXCLUDED_TARGETS`] are ignored.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tracing::Level;
+/// use tracing_subscriber::prelude::*;
+/// use tracelink_core::{Correlation, MemorySink, Propagation, SamplingDecision, scope};
+/// use tracelink_otel::TracelinkLayer;
+///
+/// let sink = Arc::new(MemorySink::new());
+/// let layer = TracelinkLayer::new(sink.clone()).event_level(Level::WARN);
+/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+///     let _g = scope::enter(Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL));
+///     tracing::info!("not recorded: below WARN");
+///     tracing::warn!(target: "hyper::proto", "not recorded: an internal");
+///     tracing::warn!("recorded");
+/// });
+/// assert_eq!(sink.len(), 1);
+/// ```
 #[derive(Clone)]
 pub struct TracelinkLayer {
     sink: Arc<dyn TelemetrySink>,
     span_level: Option<Level>,
+    event_level: Level,
+    excluded: Arc<[Box<str>]>,
     cloud_role: Option<Arc<str>>,
-    otel_ids: bool,
+    ids: SpanIds,
 }
 
 impl fmt::Debug for TracelinkLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracelinkLayer")
             .field("span_level", &self.span_level)
+            .field("event_level", &self.event_level)
+            .field("excluded", &self.excluded)
             .field("cloud_role", &self.cloud_role)
             .finish_non_exhaustive()
     }
@@ -72,9 +138,53 @@ impl TracelinkLayer {
         Self {
             sink: Arc::new(sink),
             span_level: Some(Level::INFO),
+            event_level: Level::INFO,
+            excluded: DEFAULT_EXCLUDED_TARGETS
+                .iter()
+                .map(|t| Box::from(*t))
+                .collect(),
             cloud_role: None,
-            otel_ids: false,
+            ids: SpanIds::Tracelink,
         }
+    }
+
+    /// Events at `level` or more severe become items (default INFO).
+    pub fn event_level(mut self, level: Level) -> Self {
+        self.event_level = level;
+        self
+    }
+
+    /// Records the events and spans of `target` (and its submodules) even though it is one of
+    /// the [`DEFAULT_EXCLUDED_TARGETS`] or was excluded with
+    /// [`TracelinkLayer::exclude_target`].
+    ///
+    /// ```
+    /// use tracelink_core::MemorySink;
+    /// use tracelink_otel::TracelinkLayer;
+    ///
+    /// let layer = TracelinkLayer::new(MemorySink::new()).include_target("hyper");
+    /// # let _ = layer;
+    /// ```
+    pub fn include_target(mut self, target: &str) -> Self {
+        self.excluded = self
+            .excluded
+            .iter()
+            .filter(|t| !matches_target(target, t) && !matches_target(t, target))
+            .cloned()
+            .collect();
+        self
+    }
+
+    /// Ignores the events and spans of `target` (and its submodules), e.g. a chatty library.
+    pub fn exclude_target(mut self, target: &str) -> Self {
+        let mut all: Vec<Box<str>> = self.excluded.to_vec();
+        all.push(target.into());
+        self.excluded = all.into();
+        self
+    }
+
+    fn is_excluded(&self, target: &str) -> bool {
+        self.excluded.iter().any(|t| matches_target(target, t))
     }
 
     /// For `tracing-opentelemetry` users: spans take the ids OpenTelemetry gives them, and
@@ -82,10 +192,19 @@ impl TracelinkLayer {
     /// them, not this layer. Calls and logs inside a span are then children of the very span
     /// OpenTelemetry reports: one id tree (DESIGN invariant 1). Install this layer after
     /// `tracing_opentelemetry`'s.
-    pub fn with_opentelemetry_ids(mut self) -> Self {
-        self.otel_ids = true;
+    #[cfg(feature = "opentelemetry")]
+    pub fn opentelemetry_ids(mut self) -> Self {
+        self.ids = SpanIds::OpenTelemetry;
         self.span_level = None;
         self
+    }
+
+    fn otel_ids(&self) -> bool {
+        match self.ids {
+            SpanIds::Tracelink => false,
+            #[cfg(feature = "opentelemetry")]
+            SpanIds::OpenTelemetry => true,
+        }
     }
 
     /// Spans at `level` or more severe become `InProc` dependencies; `None`: none do (events
@@ -113,6 +232,13 @@ impl TracelinkLayer {
     }
 }
 
+/// Whether `target` is `name` or one of its submodules.
+fn matches_target(target: &str, name: &str) -> bool {
+    target
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
 /// What the layer keeps in a span's extensions.
 struct SpanState {
     correlation: Correlation,
@@ -123,6 +249,7 @@ struct SpanState {
     fields: BTreeMap<String, String>,
     failed: Option<String>,
     /// Waiting for the span's OpenTelemetry id (taken on first enter).
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
     otel_pending: bool,
 }
 
@@ -180,6 +307,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if self.is_excluded(attrs.metadata().target()) {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let parent = span
             .parent()
@@ -190,7 +320,7 @@ where
             })
             .or_else(scope::current);
         let Some(parent) = parent else { return };
-        let record = !self.otel_ids
+        let record = !self.otel_ids()
             && self
                 .span_level
                 .is_some_and(|l| *attrs.metadata().level() <= l);
@@ -204,7 +334,7 @@ where
             start: Instant::now(),
             fields: fields.rest,
             failed: None,
-            otel_pending: self.otel_ids,
+            otel_pending: self.otel_ids(),
         });
     }
 
@@ -220,11 +350,12 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let pending = span
+        #[cfg(feature = "opentelemetry")]
+        if span
             .extensions()
             .get::<SpanState>()
-            .is_some_and(|s| s.otel_pending);
-        if pending {
+            .is_some_and(|s| s.otel_pending)
+        {
             // Not holding the extensions: tracing-opentelemetry locks them to build the span.
             let otel = tracing::dispatcher::get_default(|d| {
                 tracing_opentelemetry::get_otel_context(id, d)
@@ -283,6 +414,10 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        if *meta.level() > self.event_level || self.is_excluded(meta.target()) {
+            return;
+        }
         let span = ctx.event_span(event);
         let correlation = span
             .as_ref()

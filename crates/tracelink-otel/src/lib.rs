@@ -19,15 +19,32 @@
 //!   OpenTelemetry `TextMapPropagator`, composable with `TraceContextPropagator`.
 //!
 //! This release follows OpenTelemetry 0.33 (`opentelemetry`, `opentelemetry_sdk`).
+//!
+//! ## Features
+//!
+//! - `opentelemetry` (default): everything OpenTelemetry ([`TracelinkSpanExporter`],
+//!   [`OperationNames`], [`OtelIdSource`], [`LegacyPropagator`],
+//!   [`TracelinkLayer::opentelemetry_ids`]). Without it the crate is [`TracelinkLayer`] alone
+//!   and depends on neither `opentelemetry_sdk` nor `tracing-opentelemetry`.
 
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(feature = "opentelemetry")]
 mod exporter;
+#[cfg(feature = "opentelemetry")]
 mod id_source;
 mod layer;
+#[cfg(feature = "opentelemetry")]
 pub mod operations;
+#[cfg(feature = "opentelemetry")]
 mod propagator;
 
+#[cfg(feature = "opentelemetry")]
 pub use exporter::{REPORTED_ATTRIBUTE, TracelinkSpanExporter, map_span};
+#[cfg(feature = "opentelemetry")]
 pub use id_source::OtelIdSource;
-pub use layer::TracelinkLayer;
+pub use layer::{DEFAULT_EXCLUDED_TARGETS, TracelinkLayer};
+#[cfg(feature = "opentelemetry")]
 pub use operations::{DEFAULT_MAX_HOLD, MAX_HELD, OperationNames};
+#[cfg(feature = "opentelemetry")]
 pub use propagator::{LegacyParent, LegacyPropagator, SourceAppId};

@@ -1,0 +1,257 @@
+//! The telemetry client: items recorded by the application itself.
+//!
+//! Every item picks up the current operation (the request being handled, a span entered by
+//! `tracing`, an [`Operation`](crate::Operation) started for a message or a job): its ids,
+//! name, sampling decision and user context. It also gets the role, instance, version and SDK
+//! version of the setup, and goes through sampling and the exporter's processors like every
+//! other item. Outside any operation, an item belongs to no operation.
+//!
+//! The free functions ([`track_event`](crate::track_event), ...) use the client of the
+//! running setup, like `tracing`'s macros use the current subscriber; before
+//! [`init`](crate::init) and after shutdown they record nothing.
+
+use std::error::Error as StdError;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tracelink_core::model::{Telemetry, TelemetryData};
+use tracelink_core::{ItemId, SpanId, scope};
+
+use crate::handle::Shared;
+use crate::items::{
+    DependencyCall, Event, Exception, Metric, PageView, RequestRecord, Severity, Trace,
+};
+
+/// Records items; cheap to clone. Get it from [`Tracelink::client`](crate::Tracelink::client).
+///
+/// ```
+/// use tracelink::{Event, Trace, Severity};
+/// use tracelink::core::MemorySink;
+/// use std::sync::Arc;
+///
+/// let sink = Arc::new(MemorySink::new());
+/// let tracelink = tracelink::builder().sink(sink.clone()).role("shop").init().unwrap();
+/// let client = tracelink.client();
+/// client.track_event(Event::new("checkout").property("order", "A-17"));
+/// client.track_trace(Trace::new("cart restored", Severity::Information));
+/// let items = sink.take();
+/// assert_eq!(items.len(), 2);
+/// assert_eq!(items[0].tags.get("ai.cloud.role"), Some("shop"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Records a custom event.
+    pub fn track_event(&self, event: Event) {
+        self.record_child(event.into_telemetry());
+    }
+
+    /// Records a log line.
+    pub fn track_trace(&self, trace: Trace) {
+        self.record_child(trace.into_telemetry());
+    }
+
+    /// Records an exception, built with [`Exception::from_error`] or [`Exception::new`].
+    pub fn track_exception(&self, exception: Exception) {
+        self.record_child(exception.into_telemetry());
+    }
+
+    /// Records `error` and its causes as an exception: `track_exception(Exception::from_error(error))`.
+    pub fn track_error<E: StdError + ?Sized + 'static>(&self, error: &E) {
+        self.track_exception(Exception::from_error(error));
+    }
+
+    /// Records a metric value as one item.
+    pub fn track_metric(&self, metric: Metric) {
+        self.record_child(metric.into_telemetry());
+    }
+
+    /// Records a page view of a page rendered on the server.
+    pub fn track_page_view(&self, page_view: PageView) {
+        let mut item = page_view.into_telemetry();
+        if let TelemetryData::PageView(p) = &mut item.data
+            && p.id.is_empty()
+        {
+            p.id = SpanId::random().to_hex().to_string();
+        }
+        self.record_child(item);
+    }
+
+    /// Records a call no middleware saw, as a child of the current operation.
+    pub fn track_dependency(&self, call: DependencyCall) {
+        let (mut item, data) = call.into_parts();
+        let time = item.time;
+        match scope::current() {
+            Some(c) if !c.is_sampled() => {}
+            Some(c) => {
+                let child = c.new_child();
+                let mut made = child.to_item(data);
+                merge(&mut made, &mut item, time);
+                self.send(made);
+            }
+            None => {
+                item.data = data.into();
+                self.send(item);
+            }
+        }
+    }
+
+    /// Records a request no middleware saw, as a child of the current operation (or on its
+    /// own outside of one).
+    pub fn track_request(&self, request: RequestRecord) {
+        let (mut item, mut data) = request.into_parts();
+        let time = item.time;
+        match scope::current() {
+            Some(c) if !c.is_sampled() => {}
+            Some(c) => {
+                let child = c.new_child();
+                data.id = child.id().to_string();
+                let mut made = child.to_item(data);
+                merge(&mut made, &mut item, time);
+                self.send(made);
+            }
+            None => {
+                if data.id.is_empty() {
+                    data.id = ItemId::span(SpanId::random()).to_string();
+                }
+                item.data = data.into();
+                self.send(item);
+            }
+        }
+    }
+
+    /// An item emitted inside the current operation: its parent is the current context.
+    fn record_child(&self, mut item: Telemetry) {
+        let keep = scope::with_current(|c| match c {
+            Some(c) if !c.is_sampled() => false,
+            Some(c) => {
+                c.annotate(&mut item, Some(c.id()));
+                true
+            }
+            None => true,
+        });
+        if keep {
+            self.send(item);
+        }
+    }
+
+    pub(crate) fn send(&self, item: Telemetry) {
+        self.shared.sink.send(item);
+    }
+}
+
+/// Moves what the user's builder set (time, properties, measurements) onto an item the
+/// correlation made.
+fn merge(made: &mut Telemetry, from: &mut Telemetry, time: std::time::SystemTime) {
+    made.time = time;
+    made.properties.append(&mut from.properties);
+    made.measurements.append(&mut from.measurements);
+}
+
+static GLOBAL: RwLock<Option<Client>> = RwLock::new(None);
+
+/// Makes `client` the one the free functions use.
+pub(crate) fn install(client: Client) {
+    *GLOBAL.write().unwrap_or_else(PoisonError::into_inner) = Some(client);
+}
+
+/// Removes the client of `shared`, if it is the installed one.
+pub(crate) fn uninstall(shared: &Arc<Shared>) {
+    let mut g = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
+    if g.as_ref().is_some_and(|c| Arc::ptr_eq(&c.shared, shared)) {
+        *g = None;
+    }
+}
+
+/// The client of the running setup, if any.
+pub fn current_client() -> Option<Client> {
+    GLOBAL.read().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+fn with_client(f: impl FnOnce(&Client)) {
+    let g = GLOBAL.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(c) = g.as_ref() {
+        f(c);
+    }
+}
+
+/// Records a custom event in the current operation ([`Client::track_event`]).
+///
+/// ```
+/// tracelink::track_event(tracelink::Event::new("checkout").measurement("amount", 42.0));
+/// ```
+pub fn track_event(event: Event) {
+    with_client(|c| c.track_event(event));
+}
+
+/// Records a log line in the current operation ([`Client::track_trace`]).
+pub fn track_trace(message: impl Into<String>, severity: Severity) {
+    with_client(|c| c.track_trace(Trace::new(message, severity)));
+}
+
+/// Records an error and its `source()` chain in the current operation
+/// ([`Client::track_error`]).
+///
+/// ```
+/// let err = std::io::Error::other("disk full");
+/// tracelink::track_error(&err);
+/// ```
+pub fn track_error<E: StdError + ?Sized + 'static>(error: &E) {
+    with_client(|c| c.track_error(error));
+}
+
+/// Records an exception in the current operation ([`Client::track_exception`]).
+pub fn track_exception(exception: Exception) {
+    with_client(|c| c.track_exception(exception));
+}
+
+/// Records a metric value in the current operation ([`Client::track_metric`]).
+pub fn track_metric(metric: Metric) {
+    with_client(|c| c.track_metric(metric));
+}
+
+/// Records a page view in the current operation ([`Client::track_page_view`]).
+pub fn track_page_view(page_view: PageView) {
+    with_client(|c| c.track_page_view(page_view));
+}
+
+/// Records a call no middleware saw ([`Client::track_dependency`]).
+pub fn track_dependency(call: DependencyCall) {
+    with_client(|c| c.track_dependency(call));
+}
+
+/// Records a request no middleware saw ([`Client::track_request`]).
+pub fn track_request(request: RequestRecord) {
+    with_client(|c| c.track_request(request));
+}
+
+/// Sets the authenticated user of the current operation, e.g. in a handler after
+/// authentication; returns `false` outside an operation. Needs no running setup.
+///
+/// ```
+/// use tracelink::core::{scope, Correlation, Propagation, SamplingDecision};
+///
+/// let request = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
+/// let _g = scope::enter(request.clone());
+/// assert!(tracelink::set_authenticated_user("alice@contoso.com", None));
+/// assert_eq!(request.user().unwrap().auth_user_id(), Some("alice@contoso.com"));
+/// ```
+pub fn set_authenticated_user(auth_user_id: &str, account_id: Option<&str>) -> bool {
+    scope::with_current(|c| match c {
+        Some(c) => {
+            c.set_authenticated_user(auth_user_id, account_id);
+            true
+        }
+        None => false,
+    })
+}

@@ -1,0 +1,110 @@
+//! The exporter on a thread of its own: a single-threaded tokio runtime that runs the
+//! exporter's background task, so that the setup needs no runtime of the application's,
+//! exporting never competes with request handling for the application's workers, and the
+//! handle can wait for the last items when dropped, even inside the application's runtime.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tracelink_core::TelemetrySink;
+use tracelink_export::{Exporter, ExporterBuilder, Sampling, Stats};
+
+use crate::error::{InitError, InitErrorKind};
+use crate::setup::{Builder, Settings};
+
+/// The exporter and the thread that runs it.
+pub(crate) struct Export {
+    exporter: Exporter,
+    runtime: tokio::runtime::Handle,
+    /// Ends the thread when sent or dropped.
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Export {
+    pub(crate) fn start(builder: &mut Builder, settings: &Settings) -> Result<Self, InitError> {
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+            InitError::new(InitErrorKind::Exporter, "exporter", Some(e))
+        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        thread::Builder::new()
+            .name("tracelink-export".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(rt) => {
+                        let _ = ready_tx.send(Ok(rt.handle().clone()));
+                        rt.block_on(async {
+                            let _ = stopped.await;
+                        });
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| failed(Box::new(e)))?;
+        let runtime = ready_rx
+            .recv()
+            .map_err(|e| failed(Box::new(e)))?
+            .map_err(|e| failed(Box::new(e)))?;
+
+        let mut exporter = ExporterBuilder::from(settings.connection.clone());
+        let sampling = match (builder.sampling.take(), settings.sampling_percentage) {
+            (Some(s), _) => s,
+            (None, Some(p)) => Sampling::fixed(p),
+            (None, None) => Sampling::off(),
+        };
+        exporter = exporter.sampling(sampling);
+        let tags = settings.item_tags();
+        exporter = exporter.initializer(move |item| crate::handle::tag(item, &tags));
+        for f in builder.exporter.drain(..) {
+            exporter = f(exporter);
+        }
+        let exporter = {
+            let _entered = runtime.enter();
+            exporter.build().map_err(|e| failed(Box::new(e)))?
+        };
+        Ok(Self {
+            exporter,
+            runtime,
+            stop: Some(stop),
+        })
+    }
+
+    pub(crate) fn sink(&self) -> Arc<dyn TelemetrySink> {
+        self.exporter.sink()
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.exporter.stats()
+    }
+
+    pub(crate) async fn flush(&self) {
+        let _ = self.exporter.flush().await;
+    }
+
+    pub(crate) async fn shutdown(mut self, timeout: Duration) {
+        let stop = self.stop.take();
+        let _ = self.exporter.shutdown(timeout).await;
+        drop(stop);
+    }
+
+    /// Shuts down from a thread that may not await: the exporter's own thread runs the
+    /// shutdown, this one waits for it (at most `timeout` and a little).
+    pub(crate) fn shutdown_blocking(mut self, timeout: Duration) {
+        let stop = self.stop.take();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let exporter = self.exporter;
+        self.runtime.spawn(async move {
+            let _ = exporter.shutdown(timeout).await;
+            let _ = done_tx.send(());
+        });
+        let _ = done_rx.recv_timeout(timeout + Duration::from_millis(250));
+        drop(stop);
+    }
+}

@@ -1,0 +1,279 @@
+//! The handle [`init`](crate::init) returns: where the layers, the middleware and the client
+//! come from, and the guard that sends the last items when the program ends.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracelink_core::model::{TagValue, Telemetry, tags};
+use tracelink_core::{Propagation, SamplingDecision, TelemetrySink, TraceId};
+
+use crate::client::{self, Client};
+use crate::setup::{Builder, Settings, UserTracking};
+use crate::InitError;
+
+/// What every part of tracelink shares: where items go, and the settings.
+pub(crate) struct Shared {
+    pub(crate) sink: Arc<dyn TelemetrySink>,
+    pub(crate) settings: Settings,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The running setup. The server layer, the client middleware, the `tracing` layer and the
+/// telemetry [`Client`] all come from it and share its configuration: a setting given once
+/// reaches every item.
+///
+/// It is also the guard of the exporter: [`Tracelink::shutdown`] sends what is queued
+/// within the shutdown timeout; dropping the handle without it does the same, blocking the
+/// dropping thread for at most the shutdown timeout (2 s by default). What cannot be sent in
+/// time is kept in the disk spool and sent by the next start.
+///
+/// ```no_run
+/// use axum::{Router, routing::get};
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let tracelink = tracelink::init()?;
+///     let app: Router = Router::new()
+///         .route("/", get(|| async { "hello" }))
+///         .layer(tracelink.layer());
+///     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+///     axum::serve(listener, app).await?;
+///     tracelink.shutdown().await;
+///     Ok(())
+/// }
+/// ```
+pub struct Tracelink {
+    shared: Arc<Shared>,
+    user_tracking: UserTracking,
+    shutdown_timeout: Duration,
+    #[cfg(feature = "export")]
+    export: Option<crate::export_thread::Export>,
+}
+
+impl fmt::Debug for Tracelink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracelink")
+            .field("settings", &self.shared.settings)
+            .field("user_tracking", &self.user_tracking)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sink that adds the setup's tags to items on their way to a sink of the user's (the
+/// exporter adds them on its own thread instead).
+struct Tagged {
+    inner: Arc<dyn TelemetrySink>,
+    tags: Vec<(&'static str, Arc<str>)>,
+}
+
+impl TelemetrySink for Tagged {
+    fn send(&self, mut item: Telemetry) {
+        tag(&mut item, &self.tags);
+        self.inner.send(item);
+    }
+
+    fn sampling(&self, operation_id: TraceId) -> SamplingDecision {
+        self.inner.sampling(operation_id)
+    }
+}
+
+/// Sets each tag the item lacks, and the SDK version.
+pub(crate) fn tag(item: &mut Telemetry, tags: &[(&'static str, Arc<str>)]) {
+    for (key, value) in tags {
+        item.tags.insert_if_absent(*key, value);
+    }
+    item.tags.insert_if_absent(
+        tags::INTERNAL_SDK_VERSION,
+        TagValue::from_static(tags::SDK_VERSION),
+    );
+}
+
+impl Settings {
+    /// The tags every item gets: role, instance, version.
+    pub(crate) fn item_tags(&self) -> Vec<(&'static str, Arc<str>)> {
+        let mut t = vec![
+            (tags::CLOUD_ROLE, self.role.clone()),
+            (tags::CLOUD_ROLE_INSTANCE, self.instance.clone()),
+        ];
+        if let Some(v) = &self.version {
+            t.push((tags::APPLICATION_VERSION, v.clone()));
+        }
+        t
+    }
+}
+
+impl Tracelink {
+    pub(crate) fn start(mut builder: Builder, settings: Settings) -> Result<Self, InitError> {
+        #[cfg(feature = "export")]
+        let mut export = None;
+        let sink: Arc<dyn TelemetrySink> = match builder.sink.take() {
+            Some(user) => Arc::new(Tagged {
+                inner: user,
+                tags: settings.item_tags(),
+            }),
+            #[cfg(feature = "export")]
+            None => {
+                let e = crate::export_thread::Export::start(&mut builder, &settings)?;
+                let sink = e.sink();
+                export = Some(e);
+                sink
+            }
+            #[cfg(not(feature = "export"))]
+            None => {
+                return Err(InitError::new(
+                    crate::InitErrorKind::InvalidSetting,
+                    "sink",
+                    Some("without the `export` feature, give the setup a sink".into()),
+                ));
+            }
+        };
+        let shared = Arc::new(Shared { sink, settings });
+        client::install(Client::new(shared.clone()));
+        Ok(Self {
+            shared,
+            user_tracking: builder.user_tracking,
+            shutdown_timeout: builder.shutdown_timeout,
+            #[cfg(feature = "export")]
+            export,
+        })
+    }
+
+    /// The telemetry client: events, exceptions, traces, metrics, page views, and
+    /// operations for work that is not HTTP. The free functions
+    /// ([`track_event`](crate::track_event), ...) use the same one.
+    pub fn client(&self) -> Client {
+        Client::new(self.shared.clone())
+    }
+
+    /// The propagation settings (mode, own appId, excluded hosts) every part uses.
+    pub fn propagation(&self) -> &Propagation {
+        &self.shared.settings.propagation
+    }
+
+    /// Where items go: the exporter (or the sink given to the setup), with the setup's tags.
+    /// For building blocks configured by hand.
+    pub fn sink(&self) -> Arc<dyn TelemetrySink> {
+        self.shared.sink.clone()
+    }
+
+    /// `ai.cloud.role`, as the setup decided it.
+    pub fn role(&self) -> &str {
+        &self.shared.settings.role
+    }
+
+    /// `ai.cloud.roleInstance`, as the setup decided it.
+    pub fn role_instance(&self) -> &str {
+        &self.shared.settings.instance
+    }
+
+    /// The server layer for axum and hyper services: one Request item per request, the
+    /// caller's context made current for the handler, `Request-Context` answered with the
+    /// own appId, the user context read from the browser SDK's cookies.
+    ///
+    /// Apply it with axum's `Router::layer` so that route templates name the requests.
+    #[cfg(feature = "tower")]
+    pub fn layer(&self) -> tracelink_tower::server::CorrelationLayer {
+        let layer = tracelink_tower::server::CorrelationLayer::new(self.shared.sink.clone())
+            .propagation(self.shared.settings.propagation.clone());
+        match self.user_tracking {
+            UserTracking::IssueCookies => layer.track_users(),
+            _ => layer,
+        }
+    }
+
+    /// The client layer for tower HTTP clients (hyper-util's, for instance): one Dependency
+    /// item per call, the correlation headers injected.
+    #[cfg(feature = "tower")]
+    pub fn client_layer(&self) -> tracelink_tower::client::DependencyLayer {
+        tracelink_tower::client::DependencyLayer::from_config(self.dependency_config())
+    }
+
+    /// The reqwest-middleware middleware: one Dependency item per call, the correlation
+    /// headers injected.
+    #[cfg(feature = "reqwest")]
+    pub fn reqwest_middleware(&self) -> tracelink_reqwest::DependencyMiddleware {
+        tracelink_reqwest::DependencyMiddleware::with_config(self.dependency_config())
+    }
+
+    /// `client` with [`Tracelink::reqwest_middleware`]: the usual way to call other services.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), tracelink::InitError> {
+    /// let tracelink = tracelink::init()?;
+    /// let http = tracelink.reqwest_client(reqwest::Client::new());
+    /// # let _ = http;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "reqwest")]
+    pub fn reqwest_client(&self, client: reqwest::Client) -> reqwest_middleware::ClientWithMiddleware {
+        reqwest_middleware::ClientBuilder::new(client)
+            .with(self.reqwest_middleware())
+            .build()
+    }
+
+    #[cfg(any(feature = "tower", feature = "reqwest"))]
+    fn dependency_config(&self) -> tracelink_core::dependency::DependencyConfig {
+        tracelink_core::dependency::DependencyConfig::new(self.shared.sink.clone())
+            .propagation(self.shared.settings.propagation.clone())
+    }
+
+    /// The `tracing` layer: events at INFO and above inside an operation become Trace (or
+    /// Exception) items, spans at INFO and above `InProc` dependencies; the internals of
+    /// hyper, h2, reqwest, tower, tokio and rustls never become items unless asked for
+    /// (`TracelinkLayer::include_target`).
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::prelude::*;
+    /// # fn main() -> Result<(), tracelink::InitError> {
+    /// let tracelink = tracelink::init()?;
+    /// tracing_subscriber::registry().with(tracelink.tracing_layer()).init();
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tracing")]
+    pub fn tracing_layer(&self) -> tracelink_otel::TracelinkLayer {
+        tracelink_otel::TracelinkLayer::new(self.shared.sink.clone())
+    }
+
+    /// The exporter's counters (items enqueued, sent, retried, spooled, dropped by reason).
+    /// `None` when items go to a sink given to the setup.
+    #[cfg(feature = "export")]
+    pub fn stats(&self) -> Option<tracelink_export::Stats> {
+        self.export.as_ref().map(|e| e.stats())
+    }
+
+    /// Sends everything queued now and waits for the answers.
+    pub async fn flush(&self) {
+        #[cfg(feature = "export")]
+        if let Some(e) = &self.export {
+            e.flush().await;
+        }
+    }
+
+    /// Sends what is queued within the shutdown timeout, then stops; what could not be sent
+    /// is spooled. The free functions do nothing afterwards.
+    pub async fn shutdown(mut self) {
+        client::uninstall(&self.shared);
+        #[cfg(feature = "export")]
+        if let Some(e) = self.export.take() {
+            e.shutdown(self.shutdown_timeout).await;
+        }
+    }
+}
+
+impl Drop for Tracelink {
+    fn drop(&mut self) {
+        client::uninstall(&self.shared);
+        #[cfg(feature = "export")]
+        if let Some(e) = self.export.take() {
+            e.shutdown_blocking(self.shutdown_timeout);
+        }
+    }
+}

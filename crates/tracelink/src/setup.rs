@@ -1,0 +1,541 @@
+//! The setup: one configuration, read from the standard environment unless given, and the
+//! settings every part of tracelink takes from it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracelink_core::connection_string::{self, ConnectionString};
+use tracelink_core::{Propagation, PropagationMode, TelemetrySink};
+
+use crate::error::{InitError, InitErrorKind};
+use crate::handle::Tracelink;
+
+/// The connection string used when none is configured: the local collector
+/// (`tracelink-collector`, listening on 127.0.0.1:7421 by default).
+pub const LOCAL_CONNECTION_STRING: &str =
+    "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:7421";
+
+/// Environment variable choosing the propagation mode: `default` (W3C with the legacy
+/// headers for back-compat), `w3c` or `hierarchical`.
+pub const PROPAGATION_ENV: &str = "TRACELINK_PROPAGATION";
+
+/// How long dropping the [`Tracelink`] handle waits for the last items to be sent.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+const WEBSITE_SITE_NAME: &str = "WEBSITE_SITE_NAME";
+const WEBSITE_INSTANCE_ID: &str = "WEBSITE_INSTANCE_ID";
+
+/// Where the environment's values come from.
+#[derive(Clone, Debug)]
+enum Vars {
+    Process,
+    Map(HashMap<String, String>),
+}
+
+impl Vars {
+    /// The value of `key`; an empty value counts as unset. A value that is not Unicode is an
+    /// error naming the key.
+    fn get(&self, key: &'static str) -> Result<Option<String>, InitError> {
+        let value = match self {
+            Vars::Process => match std::env::var(key) {
+                Ok(v) => Some(v),
+                Err(std::env::VarError::NotPresent) => None,
+                Err(std::env::VarError::NotUnicode(_)) => return Err(InitError::setting(key)),
+            },
+            Vars::Map(m) => m.get(key).cloned(),
+        };
+        Ok(value.filter(|v| !v.trim().is_empty()))
+    }
+}
+
+/// Configures tracelink; [`Builder::init`] starts it. Every setting left unset is read from
+/// the environment as the Application Insights and OpenTelemetry SDKs read it:
+///
+/// | setting | explicit | else from the environment | else |
+/// |---|---|---|---|
+/// | connection string | [`Builder::connection_string`] | `APPLICATIONINSIGHTS_CONNECTION_STRING` | [`LOCAL_CONNECTION_STRING`] (the local collector) |
+/// | own appId (`Request-Context`) | [`Builder::app_id`] | the connection string's `ApplicationId` | none |
+/// | role (`ai.cloud.role`) | [`Builder::role`] | `OTEL_SERVICE_NAME`, `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, `WEBSITE_SITE_NAME` | the executable's name |
+/// | role instance | [`Builder::role_instance`] | `service.instance.id` in `OTEL_RESOURCE_ATTRIBUTES`, `WEBSITE_INSTANCE_ID`, `HOSTNAME`/`COMPUTERNAME` | the host name |
+/// | application version | [`Builder::application_version`] | `service.version` in `OTEL_RESOURCE_ATTRIBUTES` | none |
+/// | sampling | [`Builder::sampling`] | `OTEL_TRACES_SAMPLER` = `microsoft.fixed_percentage`, `traceidratio` or `parentbased_traceidratio` with `OTEL_TRACES_SAMPLER_ARG` a ratio 0-1 | off (everything kept) |
+/// | propagation mode | [`Builder::propagation_mode`] | `TRACELINK_PROPAGATION` = `default`, `w3c`, `hierarchical` | `default` |
+///
+/// A value that cannot be used is an [`InitError`] naming the variable (never its value).
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), tracelink::InitError> {
+/// let tracelink = tracelink::builder()
+///     .role("orders-api")
+///     .exclude_host("*.internal.example")
+///     .init()?;
+/// # Ok(()) }
+/// ```
+pub struct Builder {
+    vars: Vars,
+    pub(crate) connection_string: Option<String>,
+    pub(crate) app_id: Option<String>,
+    pub(crate) role: Option<String>,
+    pub(crate) role_instance: Option<String>,
+    pub(crate) application_version: Option<String>,
+    pub(crate) propagation_mode: Option<PropagationMode>,
+    pub(crate) excluded_hosts: Vec<String>,
+    pub(crate) user_tracking: UserTracking,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) sink: Option<Arc<dyn TelemetrySink>>,
+    #[cfg(feature = "export")]
+    pub(crate) sampling: Option<tracelink_export::Sampling>,
+    #[cfg(feature = "export")]
+    #[allow(clippy::type_complexity)]
+    pub(crate) exporter: Vec<
+        Box<
+            dyn FnOnce(tracelink_export::ExporterBuilder) -> tracelink_export::ExporterBuilder
+                + Send,
+        >,
+    >,
+}
+
+/// Whether the server layer issues the browser SDK's `ai_user` and `ai_session` cookies to
+/// clients that have none (so that server-rendered apps without the browser SDK still count
+/// users and sessions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserTracking {
+    /// Read the cookies the browser SDK set; issue none (the default).
+    #[default]
+    ReadCookies,
+    /// Read them, and issue them when absent or expired.
+    IssueCookies,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("connection_string", &self.connection_string.as_ref().map(|_| "…"))
+            .field("role", &self.role)
+            .field("role_instance", &self.role_instance)
+            .field("application_version", &self.application_version)
+            .field("propagation_mode", &self.propagation_mode)
+            .field("user_tracking", &self.user_tracking)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A builder reading unset settings from the process environment.
+pub fn builder() -> Builder {
+    Builder::new(Vars::Process)
+}
+
+/// Starts tracelink configured from the environment alone: `builder().init()`.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), tracelink::InitError> {
+/// let tracelink = tracelink::init()?; // APPLICATIONINSIGHTS_CONNECTION_STRING, OTEL_SERVICE_NAME, ...
+/// // ... serve with tracelink.layer(), call out with tracelink.reqwest_client(..) ...
+/// tracelink.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub fn init() -> Result<Tracelink, InitError> {
+    builder().init()
+}
+
+impl Builder {
+    fn new(vars: Vars) -> Self {
+        Self {
+            vars,
+            connection_string: None,
+            app_id: None,
+            role: None,
+            role_instance: None,
+            application_version: None,
+            propagation_mode: None,
+            excluded_hosts: Vec::new(),
+            user_tracking: UserTracking::default(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            sink: None,
+            #[cfg(feature = "export")]
+            sampling: None,
+            #[cfg(feature = "export")]
+            exporter: Vec::new(),
+        }
+    }
+
+    /// A builder reading unset settings from `vars` instead of the process environment,
+    /// e.g. a configuration file's values or a test's.
+    ///
+    /// ```
+    /// let b = tracelink::Builder::from_vars([("OTEL_SERVICE_NAME", "orders-api")]);
+    /// # let _ = b;
+    /// ```
+    pub fn from_vars<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self::new(Vars::Map(
+            vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        ))
+    }
+
+    /// The connection string (`InstrumentationKey=…;IngestionEndpoint=…`).
+    pub fn connection_string(mut self, connection_string: impl Into<String>) -> Self {
+        self.connection_string = Some(connection_string.into());
+        self
+    }
+
+    /// The own appId, answered in `Request-Context` and sent to callees; by default the
+    /// connection string's `ApplicationId`.
+    pub fn app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = Some(app_id.into());
+        self
+    }
+
+    /// `ai.cloud.role` of every item: the service's name on the application map.
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
+
+    /// `ai.cloud.roleInstance` of every item.
+    pub fn role_instance(mut self, instance: impl Into<String>) -> Self {
+        self.role_instance = Some(instance.into());
+        self
+    }
+
+    /// `ai.application.ver` of every item.
+    pub fn application_version(mut self, version: impl Into<String>) -> Self {
+        self.application_version = Some(version.into());
+        self
+    }
+
+    /// The propagation mode (SPEC 2, 3): W3C with back-compat headers by default.
+    pub fn propagation_mode(mut self, mode: PropagationMode) -> Self {
+        self.propagation_mode = Some(mode);
+        self
+    }
+
+    /// Sends no correlation headers to hosts matching `pattern` (`*.example.com` or a host),
+    /// in addition to the built-in exclusions (SPEC 5.6).
+    pub fn exclude_host(mut self, pattern: impl Into<String>) -> Self {
+        self.excluded_hosts.push(pattern.into());
+        self
+    }
+
+    /// Whether the server layer issues user and session cookies ([`UserTracking`]).
+    pub fn user_tracking(mut self, mode: UserTracking) -> Self {
+        self.user_tracking = mode;
+        self
+    }
+
+    /// How long dropping the handle waits for the last items (default
+    /// [`DEFAULT_SHUTDOWN_TIMEOUT`]).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sends every item to `sink` instead of the exporter, e.g. a `MemorySink` in tests.
+    /// The role, instance, version and SDK version are still set on every item.
+    pub fn sink(mut self, sink: impl TelemetrySink) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Sampling of whole operations (SPEC 8), fixed or adaptive.
+    #[cfg(feature = "export")]
+    pub fn sampling(mut self, sampling: tracelink_export::Sampling) -> Self {
+        self.sampling = Some(sampling);
+        self
+    }
+
+    /// Adjusts the exporter beyond what the setup decides (queue size, batch limits, spool
+    /// directory, processors, a transport).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), tracelink::InitError> {
+    /// let tracelink = tracelink::builder()
+    ///     .exporter(|e| e.queue_capacity(50_000))
+    ///     .init()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "export")]
+    pub fn exporter(
+        mut self,
+        f: impl FnOnce(tracelink_export::ExporterBuilder) -> tracelink_export::ExporterBuilder
+        + Send
+        + 'static,
+    ) -> Self {
+        self.exporter.push(Box::new(f));
+        self
+    }
+
+    /// Starts tracelink: the exporter on a thread of its own (it never runs on the
+    /// application's runtime, and `init` needs none), and the process-wide client used by the
+    /// free functions ([`track_event`](crate::track_event), ...).
+    pub fn init(self) -> Result<Tracelink, InitError> {
+        let settings = self.resolve()?;
+        Tracelink::start(self, settings)
+    }
+
+    /// Everything read and checked, before anything starts.
+    pub(crate) fn resolve(&self) -> Result<Settings, InitError> {
+        let v = &self.vars;
+        let (text, key) = match &self.connection_string {
+            Some(s) => (s.clone(), "connection_string"),
+            None => match v.get(connection_string::ENV_VAR)? {
+                Some(s) => (s, connection_string::ENV_VAR),
+                None => (LOCAL_CONNECTION_STRING.to_owned(), "LOCAL_CONNECTION_STRING"),
+            },
+        };
+        let connection = ConnectionString::parse(&text).map_err(|e| {
+            InitError::new(InitErrorKind::ConnectionString, key, Some(Box::new(e)))
+        })?;
+        let resource = match v.get(OTEL_RESOURCE_ATTRIBUTES)? {
+            Some(s) => resource_attributes(&s),
+            None => HashMap::new(),
+        };
+        let role = match &self.role {
+            Some(r) => r.clone(),
+            None => v
+                .get(OTEL_SERVICE_NAME)?
+                .or_else(|| resource.get("service.name").cloned())
+                .or(v.get(WEBSITE_SITE_NAME)?)
+                .unwrap_or_else(executable_name),
+        };
+        let instance = match &self.role_instance {
+            Some(r) => r.clone(),
+            None => match resource.get("service.instance.id").cloned() {
+                Some(i) => i,
+                None => match v.get(WEBSITE_INSTANCE_ID)? {
+                    Some(i) => i,
+                    None => host_name(v)?,
+                },
+            },
+        };
+        let version = self
+            .application_version
+            .clone()
+            .or_else(|| resource.get("service.version").cloned());
+        let mode = match self.propagation_mode {
+            Some(m) => m,
+            None => match v.get(PROPAGATION_ENV)?.as_deref().map(str::trim) {
+                None | Some("default") => PropagationMode::W3cWithBackCompat,
+                Some("w3c") => PropagationMode::W3c,
+                Some("hierarchical") => PropagationMode::Hierarchical,
+                Some(_) => return Err(InitError::setting(PROPAGATION_ENV)),
+            },
+        };
+        let mut propagation = Propagation::default().mode(mode);
+        match &self.app_id {
+            Some(id) => {
+                let id = tracelink_core::AppId::new(id).map_err(|e| {
+                    InitError::new(InitErrorKind::InvalidSetting, "app_id", Some(Box::new(e)))
+                })?;
+                propagation = propagation.app_id(id);
+            }
+            None => {
+                if let Some(id) = connection.application_id() {
+                    propagation = propagation.app_id(id.clone());
+                }
+            }
+        }
+        for host in &self.excluded_hosts {
+            propagation = propagation.exclude_host(host);
+        }
+        let sampling_percentage = match (
+            v.get(OTEL_TRACES_SAMPLER)?.as_deref().map(str::trim),
+            v.get(OTEL_TRACES_SAMPLER_ARG)?,
+        ) {
+            (Some("microsoft.fixed_percentage" | "traceidratio" | "parentbased_traceidratio"), arg) => {
+                let ratio = match arg {
+                    None => 1.0,
+                    Some(a) => a
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|r| (0.0..=1.0).contains(r))
+                        .ok_or_else(|| InitError::setting(OTEL_TRACES_SAMPLER_ARG))?,
+                };
+                Some(ratio * 100.0)
+            }
+            (Some("always_on" | "parentbased_always_on") | None, _) => None,
+            (Some("always_off" | "parentbased_always_off"), _) => Some(0.0),
+            (Some(_), _) => return Err(InitError::setting(OTEL_TRACES_SAMPLER)),
+        };
+        Ok(Settings {
+            connection,
+            role: role.into(),
+            instance: instance.into(),
+            version: version.map(Into::into),
+            propagation,
+            sampling_percentage,
+        })
+    }
+}
+
+/// What the setup decided.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) connection: ConnectionString,
+    pub(crate) role: Arc<str>,
+    pub(crate) instance: Arc<str>,
+    pub(crate) version: Option<Arc<str>>,
+    pub(crate) propagation: Propagation,
+    /// From `OTEL_TRACES_SAMPLER`; an explicit [`Builder::sampling`] wins.
+    #[cfg_attr(not(feature = "export"), allow(dead_code))]
+    pub(crate) sampling_percentage: Option<f64>,
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs separated by `,`, values percent-encoded.
+/// Pairs that do not parse are skipped, as the OpenTelemetry SDKs do.
+fn resource_attributes(s: &str) -> HashMap<String, String> {
+    s.split(',')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            let (k, v) = (k.trim(), percent_decode(v.trim())?);
+            (!k.is_empty() && !v.is_empty()).then(|| (k.to_owned(), v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = core::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn executable_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown_service".to_owned())
+}
+
+fn host_name(v: &Vars) -> Result<String, InitError> {
+    for key in ["HOSTNAME", "COMPUTERNAME"] {
+        if let Some(h) = v.get(key)? {
+            return Ok(h.trim().to_owned());
+        }
+    }
+    for file in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
+        if let Ok(h) = std::fs::read_to_string(file)
+            && !h.trim().is_empty()
+        {
+            return Ok(h.trim().to_owned());
+        }
+    }
+    Ok("localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(vars: &[(&str, &str)]) -> Result<Settings, InitError> {
+        Builder::from_vars(vars.iter().copied()).resolve()
+    }
+
+    #[test]
+    fn connection_string_app_id_becomes_the_own_app_id() {
+        let s = resolve(&[(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:1;ApplicationId=abc-123",
+        )])
+        .unwrap();
+        assert_eq!(s.propagation.own_app_id().unwrap().as_str(), "abc-123");
+        assert_eq!(s.connection.ingestion_endpoint(), "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn no_connection_string_means_the_local_collector() {
+        let s = resolve(&[]).unwrap();
+        assert_eq!(s.connection.ingestion_endpoint(), "http://127.0.0.1:7421");
+        assert!(s.propagation.own_app_id().is_none());
+    }
+
+    #[test]
+    fn role_and_instance_in_order_of_precedence() {
+        let s = resolve(&[
+            ("OTEL_SERVICE_NAME", "svc"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=res,service.instance.id=pod%2D7,service.version=1.2"),
+            ("WEBSITE_SITE_NAME", "site"),
+            ("WEBSITE_INSTANCE_ID", "inst"),
+        ])
+        .unwrap();
+        assert_eq!((&*s.role, &*s.instance), ("svc", "pod-7"));
+        assert_eq!(s.version.as_deref(), Some("1.2"));
+        let s = resolve(&[("WEBSITE_SITE_NAME", "site"), ("WEBSITE_INSTANCE_ID", "inst")]).unwrap();
+        assert_eq!((&*s.role, &*s.instance), ("site", "inst"));
+        let s = resolve(&[("HOSTNAME", "host-1")]).unwrap();
+        assert_eq!(&*s.instance, "host-1");
+        assert!(!s.role.is_empty()); // the test binary's name
+        let s = Builder::from_vars([("OTEL_SERVICE_NAME", "svc")])
+            .role("explicit")
+            .role_instance("i")
+            .resolve()
+            .unwrap();
+        assert_eq!((&*s.role, &*s.instance), ("explicit", "i"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_never_their_value() {
+        let secret = "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=ftp://secret-host";
+        let e = resolve(&[("APPLICATIONINSIGHTS_CONNECTION_STRING", secret)]).unwrap_err();
+        assert_eq!(e.kind(), InitErrorKind::ConnectionString);
+        assert_eq!(e.key(), "APPLICATIONINSIGHTS_CONNECTION_STRING");
+        let mut chain = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            chain.push_str(&s.to_string());
+            src = s.source();
+        }
+        assert!(!chain.contains("secret-host"), "{chain}");
+        let bad_app_id = "InstrumentationKey=00000000-0000-0000-0000-000000000001;ApplicationId=a b";
+        let e = resolve(&[("APPLICATIONINSIGHTS_CONNECTION_STRING", bad_app_id)]).unwrap_err();
+        assert!(std::error::Error::source(&e).unwrap().to_string().contains("ApplicationId"));
+        for (key, value) in [
+            ("TRACELINK_PROPAGATION", "w4c"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+        ] {
+            let mut vars = vec![(key, value)];
+            if key == "OTEL_TRACES_SAMPLER_ARG" {
+                vars.push(("OTEL_TRACES_SAMPLER", "traceidratio"));
+            }
+            let e = resolve(&vars).unwrap_err();
+            assert_eq!((e.kind(), e.key()), (InitErrorKind::InvalidSetting, key));
+            assert_eq!(e.to_string(), format!("invalid value of {key}"));
+        }
+    }
+
+    #[test]
+    fn propagation_and_sampling_from_the_environment() {
+        let s = resolve(&[
+            ("TRACELINK_PROPAGATION", "hierarchical"),
+            ("OTEL_TRACES_SAMPLER", "microsoft.fixed_percentage"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ])
+        .unwrap();
+        assert_eq!(s.propagation.propagation_mode(), PropagationMode::Hierarchical);
+        assert_eq!(s.sampling_percentage, Some(25.0));
+        let s = resolve(&[("TRACELINK_PROPAGATION", "w3c")]).unwrap();
+        assert_eq!(s.propagation.propagation_mode(), PropagationMode::W3c);
+        assert_eq!(s.sampling_percentage, None);
+    }
+}
