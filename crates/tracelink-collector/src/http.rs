@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 
+use crate::error::chain;
 use crate::ingest::{self, BodyError, TrackResponse};
-use crate::query::{self, ItemFilter, OperationFilter};
+use crate::query::{item_filter, operation_filter};
 use crate::store::Store;
 use crate::web;
 
@@ -80,7 +81,7 @@ async fn track(
         // Nothing was stored: the sender retries.
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("storage failed: {e}"),
+            format!("storage failed: {}", chain(&e)),
         );
     }
     let status = if response.errors.is_empty() {
@@ -93,84 +94,22 @@ async fn track(
 
 type Params = Query<HashMap<String, String>>;
 
-/// A query parameter that does not parse: 400.
-#[derive(Debug)]
-pub(crate) struct BadParam(String);
-
-impl IntoResponse for BadParam {
-    fn into_response(self) -> Response {
-        (StatusCode::BAD_REQUEST, format!("invalid {}", self.0)).into_response()
-    }
-}
-
-fn num<T: std::str::FromStr>(p: &HashMap<String, String>, k: &str) -> Result<Option<T>, BadParam> {
-    match p.get(k).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| BadParam(k.to_owned())),
-    }
-}
-
-/// Milliseconds since the epoch, or an RFC 3339 time.
-fn time_ms(p: &HashMap<String, String>, k: &str) -> Result<Option<i64>, BadParam> {
-    match p.get(k).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => match v.parse::<i64>() {
-            Ok(ms) => Ok(Some(ms)),
-            Err(_) => tracelink_core::wire_time::parse_time(v)
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| Some(d.as_millis() as i64))
-                .ok_or_else(|| BadParam(k.to_owned())),
-        },
-    }
-}
-
-fn text(p: &HashMap<String, String>, k: &str) -> Option<String> {
-    p.get(k).filter(|v| !v.is_empty()).cloned()
-}
-
-/// Parses the filter of the operations list from query parameters.
-pub(crate) fn operation_filter(p: &HashMap<String, String>) -> Result<OperationFilter, BadParam> {
-    Ok(OperationFilter {
-        role: text(p, "role"),
-        failed: match p.get("failed").map(String::as_str) {
-            Some("true" | "1") => Some(true),
-            Some("false" | "0") => Some(false),
-            _ => None,
-        },
-        since_ms: time_ms(p, "since")?,
-        limit: num(p, "limit")?,
-        offset: num(p, "offset")?,
-    })
-}
-
-fn item_filter(p: &HashMap<String, String>) -> Result<ItemFilter, BadParam> {
-    Ok(ItemFilter {
-        item_type: text(p, "type"),
-        role: text(p, "role"),
-        user_id: text(p, "user"),
-        session_id: text(p, "session"),
-        from_ms: time_ms(p, "from")?,
-        to_ms: time_ms(p, "to")?,
-        limit: num(p, "limit")?,
-    })
-}
-
 async fn api_operations(State(store): State<Store>, Query(p): Params) -> Response {
     let f = match operation_filter(&p) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    match store.read(move |c| query::operations(c, &f)).await {
+    match store.operations(&f).await {
         Ok(ops) => Json(ops).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, chain(&e)).into_response(),
     }
 }
 
 async fn api_operation(State(store): State<Store>, Path(id): Path<String>) -> Response {
-    match store.read(move |c| query::operation(c, &id)).await {
+    match store.operation(&id).await {
         Ok(Some(tree)) => Json(tree).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such operation").into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, chain(&e)).into_response(),
     }
 }
 
@@ -179,8 +118,8 @@ async fn api_items(State(store): State<Store>, Query(p): Params) -> Response {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    match store.read(move |c| query::items(c, &f)).await {
+    match store.items(&f).await {
         Ok(items) => Json(items).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, chain(&e)).into_response(),
     }
 }

@@ -20,24 +20,27 @@
 //! - Storage ([`Store`]): one `items` table with typed columns and the raw JSON; WAL; writes
 //!   batched in transactions and acknowledged after commit; ids normalized for linking
 //!   (SPEC 10.2); retention by age and count ([`Retention`]).
-//! - Queries ([`query`]): recent operations, one operation as a tree with its orphans,
-//!   filtered items, and the Application Insights docs' transaction table.
+//! - Queries ([`query`]): [`Store`] methods for recent operations, one operation as a tree
+//!   with its orphans, filtered items, roles, the application map and usage; and the
+//!   Application Insights docs' transaction table.
+//! - Errors: [`StoreError`] for store operations and [`StartError`] for
+//!   [`Collector::start`], each with a `kind()` to branch on and its cause as `source()`.
 //! - HTTP API: `GET /api/operations`, `GET /api/operations/{id}`, `GET /api/items`; pages at
 //!   `/` and `/operations/{id}`.
 
+mod error;
 mod http;
 pub mod ingest;
 pub mod query;
 mod store;
-mod summary;
 mod web;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::oneshot;
 
+pub use error::{StartError, StartErrorKind, StoreError, StoreErrorKind};
 pub use http::router;
 pub use store::{Retention, Store, normalize_id};
 pub use web::escape;
@@ -48,18 +51,6 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7421";
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 /// The instrumentation key in [`Collector::connection_string`] (the collector accepts any).
 pub const LOCAL_IKEY: &str = "00000000-0000-0000-0000-000000000000";
-
-/// Why the collector could not start.
-#[derive(Debug)]
-pub struct CollectorError(String);
-
-impl fmt::Display for CollectorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CollectorError {}
 
 /// The collector's configuration.
 #[derive(Clone, Debug)]
@@ -123,14 +114,14 @@ pub struct Collector {
 
 impl Collector {
     /// Opens the database and starts serving on the current tokio runtime.
-    pub async fn start(config: Config) -> Result<Self, CollectorError> {
-        let store = Store::open(&config.db, config.retention).map_err(CollectorError)?;
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let store = Store::open(&config.db, config.retention).map_err(StartError::database)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|e| CollectorError(format!("cannot listen on {}: {e}", config.listen)))?;
+            .map_err(|e| StartError::listen(config.listen, e))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| CollectorError(e.to_string()))?;
+            .map_err(|e| StartError::listen(config.listen, e))?;
         let app = router(store.clone(), config.max_body);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

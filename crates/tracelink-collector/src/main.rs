@@ -59,6 +59,18 @@ fn flag<T: std::str::FromStr>(a: &Args, name: &str) -> Result<Option<T>, String>
         .transpose()
 }
 
+/// An error and its sources, joined with `": "`.
+fn report(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
 fn db(a: &Args) -> PathBuf {
     a.flags
         .get("db")
@@ -116,7 +128,7 @@ fn serve(a: &Args) -> Result<(), String> {
     let path = db(a);
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let c = Collector::start(config).await.map_err(|e| e.to_string())?;
+        let c = Collector::start(config).await.map_err(|e| report(&e))?;
         println!(
             "tracelink-collector listening on {} (database {})",
             c.url(),
@@ -130,15 +142,18 @@ fn serve(a: &Args) -> Result<(), String> {
 }
 
 fn run_query(a: &Args) -> Result<(), String> {
-    let store = Store::open(&db(a), Retention::default())?;
+    let store = Store::open(&db(a), Retention::default()).map_err(|e| report(&e))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let read = |e: tracelink_collector::StoreError| report(&e);
     match a.positional.get(1).map(String::as_str) {
         Some("operation") => {
             let id = a
                 .positional
                 .get(2)
-                .ok_or("query operation needs an operation_Id")?
-                .clone();
-            let items = store.read_now(|c| query::operation_items(c, &id))?;
+                .ok_or("query operation needs an operation_Id")?;
+            let items = rt.block_on(store.operation_items(id)).map_err(read)?;
             if items.is_empty() {
                 return Err(format!("no items for operation {id}"));
             }
@@ -150,7 +165,7 @@ fn run_query(a: &Args) -> Result<(), String> {
             f.limit = flag(a, "limit")?;
             f.role = a.flags.get("role").cloned();
             f.failed = a.flags.get("failed").map(|_| true);
-            for o in store.read_now(|c| query::operations(c, &f))? {
+            for o in rt.block_on(store.operations(&f)).map_err(read)? {
                 println!(
                     "{} | {} | {} | {:.1} ms | {} | {}",
                     o.start,
@@ -168,7 +183,7 @@ fn run_query(a: &Args) -> Result<(), String> {
             f.item_type = a.flags.get("type").cloned();
             f.role = a.flags.get("role").cloned();
             f.limit = flag(a, "limit")?;
-            let items = store.read_now(|c| query::items(c, &f))?;
+            let items = rt.block_on(store.items(&f)).map_err(read)?;
             print!("{}", query::format_table(&items));
             Ok(())
         }

@@ -1,10 +1,19 @@
 //! Reading transactions back: recent operations, one operation as a tree, filtered items,
 //! and the table the Application Insights docs print for an operation.
+//!
+//! The reads are methods of [`Store`] (below); this module holds what they take and
+//! return, the tree building and table formatting they share with callers, and the parsing
+//! of the HTTP API's and pages' query parameters into filters.
 
 use std::collections::{HashMap, HashSet};
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use rusqlite::{Connection, Row as SqlRow, params_from_iter, types::Value as SqlValue};
 use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::store::{Store, summary::ROLE_SEP};
 
 /// One stored item, as the query API returns it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -114,7 +123,7 @@ pub struct OperationSummary {
     pub items: i64,
 }
 
-/// Filters for [`operations`].
+/// Filters for [`Store::operations`].
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct OperationFilter {
@@ -131,10 +140,7 @@ pub struct OperationFilter {
 }
 
 /// Recent operations, newest first: a page of the per-operation summary the store keeps.
-pub fn operations(
-    conn: &Connection,
-    f: &OperationFilter,
-) -> rusqlite::Result<Vec<OperationSummary>> {
+fn operations(conn: &Connection, f: &OperationFilter) -> rusqlite::Result<Vec<OperationSummary>> {
     let mut filters = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(role) = &f.role {
@@ -168,7 +174,7 @@ pub fn operations(
         let roles: Option<String> = r.get(3)?;
         let mut roles: Vec<String> = roles
             .unwrap_or_default()
-            .split(crate::summary::ROLE_SEP)
+            .split(ROLE_SEP)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
@@ -214,7 +220,7 @@ pub struct OperationTree {
 
 /// The items of operation `id`: those with that operation id, and those whose
 /// `ai_legacyRootId` is `id` (SPEC 10.1).
-pub fn operation_items(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Item>> {
+fn operation_items(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Item>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM items WHERE operation_id = ?1 OR legacy_root = ?1 ORDER BY timestamp, seq"
     ))?;
@@ -223,7 +229,7 @@ pub fn operation_items(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Item
 }
 
 /// Operation `id` as a tree; `None` when it has no items.
-pub fn operation(conn: &Connection, id: &str) -> rusqlite::Result<Option<OperationTree>> {
+fn operation(conn: &Connection, id: &str) -> rusqlite::Result<Option<OperationTree>> {
     let items = operation_items(conn, id)?;
     if items.is_empty() {
         return Ok(None);
@@ -344,7 +350,7 @@ pub fn build_tree(operation_id: &str, items: Vec<Item>) -> OperationTree {
     }
 }
 
-/// Filters for [`items`].
+/// Filters for [`Store::items`].
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ItemFilter {
@@ -365,7 +371,7 @@ pub struct ItemFilter {
 }
 
 /// Items, newest first.
-pub fn items(conn: &Connection, f: &ItemFilter) -> rusqlite::Result<Vec<Item>> {
+fn items(conn: &Connection, f: &ItemFilter) -> rusqlite::Result<Vec<Item>> {
     let mut cond = vec!["1 = 1"];
     let mut args: Vec<SqlValue> = Vec::new();
     for (c, v) in [
@@ -467,7 +473,7 @@ pub struct RoleSummary {
 }
 
 /// Per-role request and dependency counts and request duration percentiles.
-pub fn roles(conn: &Connection) -> rusqlite::Result<Vec<RoleSummary>> {
+fn roles(conn: &Connection) -> rusqlite::Result<Vec<RoleSummary>> {
     let mut stmt = conn.prepare_cached(
         "SELECT cloud_role, item_type, success, duration_ms FROM items
          WHERE item_type IN ('request', 'dependency') AND cloud_role IS NOT NULL
@@ -565,7 +571,7 @@ pub struct AppMap {
 /// Builds the application map from dependencies: a call's callee is the role of the request
 /// it caused, else the role whose appId the call's `target` names (`host | cid-v1:X`,
 /// SPEC 5.5, learned from other calls), else the target itself.
-pub fn app_map(conn: &Connection) -> rusqlite::Result<AppMap> {
+fn app_map(conn: &Connection) -> rusqlite::Result<AppMap> {
     let mut stmt = conn.prepare_cached(
         "SELECT d.cloud_role, d.target, d.success, d.duration_ms,
                 (SELECT r.cloud_role FROM items r WHERE r.operation_id = d.operation_id
@@ -675,7 +681,7 @@ pub struct Usage {
 }
 
 /// Users and sessions per hour and day, top operations by users, recent sessions.
-pub fn usage(conn: &Connection) -> rusqlite::Result<Usage> {
+fn usage(conn: &Connection) -> rusqlite::Result<Usage> {
     let (users, sessions) = conn.query_row(
         "SELECT COUNT(DISTINCT user_id), COUNT(DISTINCT session_id) FROM items",
         [],
@@ -739,11 +745,129 @@ pub fn usage(conn: &Connection) -> rusqlite::Result<Usage> {
 }
 
 /// One session's requests, page views and events, in order.
-pub fn session_items(conn: &Connection, session_id: &str) -> rusqlite::Result<Vec<Item>> {
+fn session_items(conn: &Connection, session_id: &str) -> rusqlite::Result<Vec<Item>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM items WHERE session_id = ?1
          AND item_type IN ('request', 'pageView', 'customEvent') ORDER BY timestamp, seq LIMIT 1000"
     ))?;
     let rows = stmt.query_map([session_id], item)?;
     rows.collect()
+}
+
+/// The reads: each runs on the store's read connection, off the runtime's threads, and fails
+/// with a [`StoreError`] of kind [`Read`](crate::StoreErrorKind::Read).
+impl Store {
+    /// Recent operations, newest first: a page of the per-operation rows the store keeps.
+    pub async fn operations(
+        &self,
+        filter: &OperationFilter,
+    ) -> Result<Vec<OperationSummary>, StoreError> {
+        let f = filter.clone();
+        self.read(move |c| operations(c, &f)).await
+    }
+
+    /// Operation `id` as a tree; `None` when it has no items.
+    pub async fn operation(&self, id: &str) -> Result<Option<OperationTree>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| operation(c, &id)).await
+    }
+
+    /// The items of operation `id`, by start time: those with that operation id, and those
+    /// whose `ai_legacyRootId` is `id` (SPEC 10.1).
+    pub async fn operation_items(&self, id: &str) -> Result<Vec<Item>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| operation_items(c, &id)).await
+    }
+
+    /// Items, newest first.
+    pub async fn items(&self, filter: &ItemFilter) -> Result<Vec<Item>, StoreError> {
+        let f = filter.clone();
+        self.read(move |c| items(c, &f)).await
+    }
+
+    /// Per-role request and dependency counts and request duration percentiles, by role.
+    pub async fn roles(&self) -> Result<Vec<RoleSummary>, StoreError> {
+        self.read(roles).await
+    }
+
+    /// The application map (see [`AppMap`]).
+    pub async fn app_map(&self) -> Result<AppMap, StoreError> {
+        self.read(app_map).await
+    }
+
+    /// Users and sessions per hour and day, top operations by users, recent sessions.
+    pub async fn usage(&self) -> Result<Usage, StoreError> {
+        self.read(usage).await
+    }
+
+    /// One session's requests, page views and events, in order (at most 1,000).
+    pub async fn session_items(&self, session_id: &str) -> Result<Vec<Item>, StoreError> {
+        let id = session_id.to_owned();
+        self.read(move |c| session_items(c, &id)).await
+    }
+}
+
+/// A query parameter that does not parse: 400.
+#[derive(Debug)]
+pub(crate) struct BadParam(String);
+
+impl IntoResponse for BadParam {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, format!("invalid {}", self.0)).into_response()
+    }
+}
+
+fn num<T: std::str::FromStr>(p: &HashMap<String, String>, k: &str) -> Result<Option<T>, BadParam> {
+    match p.get(k).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| BadParam(k.to_owned())),
+    }
+}
+
+/// Milliseconds since the epoch, or an RFC 3339 time.
+fn time_ms(p: &HashMap<String, String>, k: &str) -> Result<Option<i64>, BadParam> {
+    match p.get(k).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(ms) => Ok(Some(ms)),
+            Err(_) => tracelink_core::wire_time::parse_time(v)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| Some(d.as_millis() as i64))
+                .ok_or_else(|| BadParam(k.to_owned())),
+        },
+    }
+}
+
+fn text(p: &HashMap<String, String>, k: &str) -> Option<String> {
+    p.get(k).filter(|v| !v.is_empty()).cloned()
+}
+
+/// Parses the filter of the operations list from query parameters: `role`, `failed`,
+/// `since`, `limit`, `offset`.
+pub(crate) fn operation_filter(p: &HashMap<String, String>) -> Result<OperationFilter, BadParam> {
+    Ok(OperationFilter {
+        role: text(p, "role"),
+        failed: match p.get("failed").map(String::as_str) {
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            _ => None,
+        },
+        since_ms: time_ms(p, "since")?,
+        limit: num(p, "limit")?,
+        offset: num(p, "offset")?,
+    })
+}
+
+/// Parses the filter of the items list from query parameters: `type`, `role`, `user`,
+/// `session`, `from`, `to`, `limit`.
+pub(crate) fn item_filter(p: &HashMap<String, String>) -> Result<ItemFilter, BadParam> {
+    Ok(ItemFilter {
+        item_type: text(p, "type"),
+        role: text(p, "role"),
+        user_id: text(p, "user"),
+        session_id: text(p, "session"),
+        from_ms: time_ms(p, "from")?,
+        to_ms: time_ms(p, "to")?,
+        limit: num(p, "limit")?,
+    })
 }

@@ -20,7 +20,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::query::{self, Item, Node, OperationFilter};
+use crate::error::{StoreError, chain};
+use crate::query::{Item, Node, OperationFilter, operation_filter};
 use crate::store::Store;
 
 /// Escapes text for HTML content and attribute values.
@@ -75,10 +76,10 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-fn server_error(e: String) -> Response {
+fn server_error(e: StoreError) -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
-        page("error", &format!("<p>{}</p>", escape(&e))),
+        page("error", &format!("<p>{}</p>", escape(&chain(&e)))),
     )
         .into_response()
 }
@@ -104,7 +105,7 @@ async fn operations_page(
     State(store): State<Store>,
     Query(p): Query<HashMap<String, String>>,
 ) -> Response {
-    let f: OperationFilter = match crate::http::operation_filter(&p) {
+    let f: OperationFilter = match operation_filter(&p) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
@@ -113,7 +114,7 @@ async fn operations_page(
     // One row more than the page tells whether there is a next page.
     let mut filter = f.clone();
     filter.limit = Some(limit + 1);
-    let mut ops = match store.read(move |c| query::operations(c, &filter)).await {
+    let mut ops = match store.operations(&filter).await {
         Ok(o) => o,
         Err(e) => return server_error(e),
     };
@@ -311,8 +312,7 @@ fn detail(item: &Item, body: &mut String) {
 }
 
 async fn transaction_page(State(store): State<Store>, Path(id): Path<String>) -> Response {
-    let key = id.clone();
-    let tree = match store.read(move |c| query::operation(c, &key)).await {
+    let tree = match store.operation(&id).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             return (
@@ -368,7 +368,7 @@ async fn transaction_page(State(store): State<Store>, Path(id): Path<String>) ->
 }
 
 async fn map_page(State(store): State<Store>) -> Response {
-    let map = match store.read(query::app_map).await {
+    let map = match store.app_map().await {
         Ok(m) => m,
         Err(e) => return server_error(e),
     };
@@ -461,7 +461,7 @@ async fn map_page(State(store): State<Store>) -> Response {
 }
 
 async fn users_page(State(store): State<Store>) -> Response {
-    let u = match store.read(query::usage).await {
+    let u = match store.usage().await {
         Ok(u) => u,
         Err(e) => return server_error(e),
     };
@@ -508,8 +508,7 @@ async fn users_page(State(store): State<Store>) -> Response {
 }
 
 async fn session_page(State(store): State<Store>, Path(id): Path<String>) -> Response {
-    let key = id.clone();
-    let items = match store.read(move |c| query::session_items(c, &key)).await {
+    let items = match store.session_items(&id).await {
         Ok(i) => i,
         Err(e) => return server_error(e),
     };

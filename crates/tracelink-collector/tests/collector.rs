@@ -1,14 +1,14 @@
-//! The collector over real HTTP on 127.0.0.1 (issue: collector; SPEC 7, 10).
+//! The collector over real HTTP on 127.0.0.1 (SPEC 7, 10).
 #![allow(missing_docs)]
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracelink_core::model::{Dependency, Request, SeverityLevel, Trace};
-use tracelink_core::{Correlation, Propagation, SamplingDecision, TelemetrySink};
 use tracelink_collector::query;
 use tracelink_collector::{Collector, Config, Retention};
+use tracelink_core::model::{Dependency, Request, SeverityLevel, Trace};
+use tracelink_core::{Correlation, Propagation, SamplingDecision, TelemetrySink};
 
 const CAPTURES: [&str; 3] = [
     include_str!("../../../tests/data/captures/node-applicationinsights-2.9.8-w3c.ndjson"),
@@ -136,11 +136,20 @@ fn gzip(b: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// How many items the collector stored (these tests store fewer than the 10,000 a page holds).
 async fn count(c: &Collector) -> i64 {
-    c.store()
-        .read(|c| c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)))
-        .await
-        .unwrap()
+    let mut all = query::ItemFilter::default();
+    all.limit = Some(10_000);
+    let n = c.store().items(&all).await.unwrap().len();
+    assert!(n < 10_000, "more items than a page holds");
+    n as i64
+}
+
+/// A connection of its own to the database at `path`: another program writing to it.
+fn sql(path: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +197,7 @@ async fn ingests_every_capture_in_every_encoding() {
     // is stored normalized; the Node request is its parent.
     let tree = c
         .store()
-        .read(|c| query::operation(c, "0af7651916cd43dd8448eb211c80319c"))
+        .operation("0af7651916cd43dd8448eb211c80319c")
         .await
         .unwrap()
         .unwrap();
@@ -205,11 +214,7 @@ async fn ingests_every_capture_in_every_encoding() {
         Some("533cff2d8cc34f77")
     );
     // SPEC 10.1: the legacy capture's items are found under their ai_legacyRootId too.
-    let legacy = c
-        .store()
-        .read(|c| query::operation_items(c, "legacy-root-42"))
-        .await
-        .unwrap();
+    let legacy = c.store().operation_items("legacy-root-42").await.unwrap();
     assert!(!legacy.is_empty());
 }
 
@@ -237,12 +242,7 @@ async fn exporter_round_trip_builds_the_tree() {
     sink.send(request.child_item(Trace::new("inside the request", SeverityLevel::Warning)));
     exporter.flush().await.unwrap();
     let op = request.trace_id().to_string();
-    let tree = c
-        .store()
-        .read(move |c| query::operation(c, &op))
-        .await
-        .unwrap()
-        .unwrap();
+    let tree = c.store().operation(&op).await.unwrap().unwrap();
     assert!(tree.orphans.is_empty());
     assert_eq!(tree.roots.len(), 1);
     let root = &tree.roots[0];
@@ -259,11 +259,7 @@ async fn exporter_round_trip_builds_the_tree() {
     kids.sort();
     assert_eq!(kids, [("dependency", 1), ("trace", 0)]);
     // The operations list knows it.
-    let ops = c
-        .store()
-        .read(|c| query::operations(c, &Default::default()))
-        .await
-        .unwrap();
+    let ops = c.store().operations(&Default::default()).await.unwrap();
     assert_eq!(ops[0].root_name.as_deref(), Some("GET /x"));
     assert_eq!(ops[0].items, 4);
     assert!(!ops[0].failed);
@@ -391,7 +387,7 @@ async fn retention_deletes_the_oldest() {
 
 async fn operations(c: &Collector) -> Vec<query::OperationSummary> {
     c.store()
-        .read(|c| query::operations(c, &query::OperationFilter::default()))
+        .operations(&query::OperationFilter::default())
         .await
         .unwrap()
 }
@@ -419,7 +415,8 @@ async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
     r.id = "00f067aa0ba902b7".into();
     let comma = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
     let mut item = comma.to_item(r);
-    item.tags.insert(tracelink_core::model::tags::CLOUD_ROLE, "x,y");
+    item.tags
+        .insert(tracelink_core::model::tags::CLOUD_ROLE, "x,y");
     let line = tracelink_core::envelope::to_json(&item, "k");
     let (status, b) = post(&c, "/v2.1/track", line.into_bytes(), &[]).await;
     assert_eq!(status, 200, "{b}");
@@ -442,13 +439,7 @@ async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
     ];
     let mut kept = Vec::new();
     for f in &filters {
-        let f = f.clone();
-        kept.push(
-            c.store()
-                .read(move |c| query::operations(c, &f))
-                .await
-                .unwrap(),
-        );
+        kept.push(c.store().operations(f).await.unwrap());
     }
     assert!(kept[0].len() >= 4, "{:?}", kept[0]);
     assert!(kept[0].iter().all(|o| o.items > 0 && o.root_name.is_some()));
@@ -461,13 +452,10 @@ async fn operation_rows_kept_on_insert_equal_a_rebuild_from_items() {
     );
     assert!(!kept[5].is_empty());
 
-    c.store()
-        .read(|c| c.execute("DELETE FROM operations", []))
-        .await
-        .unwrap();
+    sql(&path).execute("DELETE FROM operations", []).unwrap();
     let reopened = tracelink_collector::Store::open(&path, Retention::default()).unwrap();
     for (f, want) in filters.iter().zip(&kept) {
-        let got = reopened.read_now(|c| query::operations(c, f)).unwrap();
+        let got = reopened.operations(f).await.unwrap();
         assert_eq!(&got, want);
     }
 }
@@ -483,17 +471,17 @@ async fn operation_rows_are_rebuilt_when_another_writer_changed_the_items() {
     assert!(before.len() >= 3, "{before:?}");
     let gone = before[0].operation_id.clone();
     // What an older collector does: items in and out, the rows untouched.
-    c.store()
-        .read(move |c| {
-            c.execute("DELETE FROM items WHERE operation_id = ?1", [&gone])?;
-            c.execute(
-                "INSERT INTO items (timestamp, ts_ms, item_type, name, operation_id, raw)
-                 SELECT timestamp, ts_ms + 1, 'request', 'GET /new', 'new-operation', raw
-                 FROM items WHERE operation_id IS NOT NULL LIMIT 1",
-                [],
-            )
-        })
-        .await
+    let other = sql(&path);
+    other
+        .execute("DELETE FROM items WHERE operation_id = ?1", [&gone])
+        .unwrap();
+    other
+        .execute(
+            "INSERT INTO items (timestamp, ts_ms, item_type, name, operation_id, raw)
+             SELECT timestamp, ts_ms + 1, 'request', 'GET /new', 'new-operation', raw
+             FROM items WHERE operation_id IS NOT NULL LIMIT 1",
+            [],
+        )
         .unwrap();
     assert_eq!(
         operations(&c).await,
@@ -503,7 +491,7 @@ async fn operation_rows_are_rebuilt_when_another_writer_changed_the_items() {
 
     let reopened = tracelink_collector::Store::open(&path, Retention::default()).unwrap();
     let all = query::OperationFilter::default();
-    let rebuilt = reopened.read_now(|c| query::operations(c, &all)).unwrap();
+    let rebuilt = reopened.operations(&all).await.unwrap();
     assert!(rebuilt.iter().any(|o| o.operation_id == "new-operation"));
     assert!(
         !rebuilt
@@ -512,11 +500,11 @@ async fn operation_rows_are_rebuilt_when_another_writer_changed_the_items() {
     );
     assert_eq!(rebuilt.len(), before.len());
     // Current rows are left as they are on the next open.
-    reopened
-        .read_now(|c| c.execute("UPDATE operations SET root_name = 'kept'", []))
+    other
+        .execute("UPDATE operations SET root_name = 'kept'", [])
         .unwrap();
     let again = tracelink_collector::Store::open(&path, Retention::default()).unwrap();
-    let kept = again.read_now(|c| query::operations(c, &all)).unwrap();
+    let kept = again.operations(&all).await.unwrap();
     assert!(kept.iter().all(|o| o.root_name.as_deref() == Some("kept")));
 }
 
@@ -616,4 +604,45 @@ async fn deep_parent_chains_are_served_flattened_below_the_depth_cap() {
         .unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("p2999"));
+}
+
+/// Failures come back as typed errors: a kind to branch on, the cause as the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_a_kind_and_a_source() {
+    use std::error::Error as _;
+    use tracelink_collector::{StartErrorKind, Store, StoreError, StoreErrorKind};
+
+    // A database under a regular file cannot be created.
+    let file = db("not-a-directory");
+    std::fs::write(&file, b"").unwrap();
+    let e = Store::open(&file.join("collector.db"), Retention::default()).unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::Open);
+    assert!(
+        e.to_string().starts_with("cannot open the database "),
+        "{e}"
+    );
+    assert!(e.source().is_some());
+
+    let started = Collector::start(
+        Config::new(file.join("collector.db")).listen("127.0.0.1:0".parse().unwrap()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(started.kind(), StartErrorKind::Database);
+    let cause = started
+        .source()
+        .unwrap()
+        .downcast_ref::<StoreError>()
+        .unwrap();
+    assert_eq!(cause.kind(), StoreErrorKind::Open);
+
+    // An address in use cannot be listened on.
+    let c = start("listen").await;
+    let e = Collector::start(Config::new(db("listen-again")).listen(c.addr()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), StartErrorKind::Listen);
+    assert_eq!(e.to_string(), format!("cannot listen on {}", c.addr()));
+    assert!(e.source().is_some());
+    let _ = std::fs::remove_file(&file);
 }

@@ -19,10 +19,10 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use tracelink_core::dependency::DependencyConfig;
-use tracelink_core::{AppId, Propagation, PropagationMode, TelemetrySink};
 use tracelink_collector::query::{self, Item};
 use tracelink_collector::{Collector, Config};
+use tracelink_core::dependency::DependencyConfig;
+use tracelink_core::{AppId, Propagation, PropagationMode, TelemetrySink};
 use tracelink_export::Exporter;
 use tracelink_reqwest::DependencyMiddleware;
 use tracelink_tower::server::CorrelationLayer;
@@ -212,7 +212,7 @@ async fn forwarder(collector: &Collector, f: Forwarder) -> Result<Service, Error
         .propagation(p)
         .cloud_role(f.role);
     if f.traceresponse {
-        layer = layer.with_traceresponse();
+        layer = layer.traceresponse();
     }
     let app = Router::new()
         .route(f.route, get(forward))
@@ -256,7 +256,7 @@ async fn web(collector: &Collector, orders: SocketAddr) -> Result<Service, Error
 }
 
 async fn summary(collector: &Collector) -> Result<String, Error> {
-    let roles = collector.store().read(query::roles).await?;
+    let roles = collector.store().roles().await?;
     let mut out = format!(
         "{:<10} | {:>8} | {:>8} | {:>12} | {:>8} | {:>8}\n{}\n",
         "role",
@@ -323,11 +323,7 @@ pub async fn run() -> Result<(Demo, Report), Error> {
         s.exporter.shutdown(Duration::from_secs(10)).await?;
     }
     let operation_id = shown.ok_or("no checkout succeeded")?;
-    let id = operation_id.clone();
-    let items = collector
-        .store()
-        .read(move |c| query::operation_items(c, &id))
-        .await?;
+    let items = collector.store().operation_items(&operation_id).await?;
     let report = Report {
         collector_url: collector.url(),
         table: query::format_table(&items),

@@ -1,6 +1,6 @@
 //! The embedded SQLite database: one `items` table with typed columns for what queries use,
-//! plus the raw JSON of every item, and one summary row per operation ([`crate::summary`])
-//! kept in the same transactions.
+//! plus the raw JSON of every item, and one summary row per operation ([`summary`]) kept in
+//! the same transactions.
 //!
 //! Writes go through one writer thread that commits the items of several requests in one
 //! transaction (WAL mode) and acknowledges each request only after its commit: an item that
@@ -10,6 +10,9 @@
 //! Node-style `|T.S.` is the same id as `S`. Items also belong to operation `T` when their
 //! property `ai_legacyRootId` is `T` (SPEC 10.1).
 
+mod row;
+pub(crate) mod summary;
+
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -17,11 +20,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
-use tracelink_core::model::{Telemetry, TelemetryData, tags};
-use tracelink_core::wire_time;
 
+use crate::error::{StoreError, StoreErrorKind};
 use crate::ingest::Accepted;
-use crate::summary;
+use row::Row;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -72,126 +74,9 @@ pub fn normalize_id(id: &str, operation_id: Option<&str>) -> String {
     id.to_owned()
 }
 
-/// The columns of one item.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Row {
-    pub(crate) timestamp: String,
-    pub(crate) ts_ms: i64,
-    pub(crate) item_type: String,
-    pub(crate) name: Option<String>,
-    pub(crate) id: Option<String>,
-    pub(crate) operation_id: Option<String>,
-    pub(crate) parent_id: Option<String>,
-    pub(crate) operation_name: Option<String>,
-    pub(crate) cloud_role: Option<String>,
-    pub(crate) role_instance: Option<String>,
-    pub(crate) user_id: Option<String>,
-    pub(crate) session_id: Option<String>,
-    pub(crate) duration_ms: Option<f64>,
-    pub(crate) success: Option<bool>,
-    pub(crate) result_code: Option<String>,
-    pub(crate) target: Option<String>,
-    pub(crate) source: Option<String>,
-    pub(crate) url: Option<String>,
-    pub(crate) legacy_root: Option<String>,
-    pub(crate) raw: String,
-}
-
-fn nonempty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
-impl Row {
-    pub(crate) fn from_item(t: &Telemetry, raw: String) -> Self {
-        let tag = |k: &str| t.tags.get(k).map(str::to_owned);
-        let ts_ms = t
-            .time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let mut row = Row {
-            timestamp: wire_time::format_time(t.time),
-            ts_ms,
-            operation_id: tag(tags::OPERATION_ID),
-            parent_id: tag(tags::OPERATION_PARENT_ID),
-            operation_name: tag(tags::OPERATION_NAME),
-            cloud_role: tag(tags::CLOUD_ROLE),
-            role_instance: tag(tags::CLOUD_ROLE_INSTANCE),
-            user_id: tag(tags::USER_ID),
-            session_id: tag(tags::SESSION_ID),
-            legacy_root: t
-                .properties
-                .get(tracelink_core::LEGACY_ROOT_ID_PROPERTY)
-                .cloned(),
-            raw,
-            ..Row::default()
-        };
-        let ms = |d: Duration| Some(d.as_secs_f64() * 1000.0);
-        match &t.data {
-            TelemetryData::Request(r) => {
-                row.item_type = "request".into();
-                row.name = nonempty(&r.name);
-                row.id = nonempty(&r.id);
-                row.duration_ms = ms(r.duration);
-                row.success = Some(r.success);
-                row.result_code = nonempty(&r.response_code);
-                row.source = nonempty(&r.source);
-                row.url = nonempty(&r.url);
-            }
-            TelemetryData::Dependency(d) => {
-                row.item_type = "dependency".into();
-                row.name = nonempty(&d.name);
-                row.id = nonempty(&d.id);
-                row.duration_ms = ms(d.duration);
-                row.success = Some(d.success);
-                row.result_code = nonempty(&d.result_code);
-                row.target = nonempty(&d.target);
-                row.url = nonempty(&d.data);
-                row.source = nonempty(&d.dependency_type);
-            }
-            TelemetryData::Trace(m) => {
-                row.item_type = "trace".into();
-                row.name = Some(m.message.chars().take(300).collect());
-                row.result_code = m.severity.map(|s| s.as_str().to_owned());
-            }
-            TelemetryData::Exception(e) => {
-                row.item_type = "exception".into();
-                row.name = e.exceptions.first().map(|d| {
-                    format!("{}: {}", d.type_name, d.message)
-                        .chars()
-                        .take(300)
-                        .collect()
-                });
-                row.success = Some(false);
-            }
-            TelemetryData::Event(e) => {
-                row.item_type = "customEvent".into();
-                row.name = nonempty(&e.name);
-            }
-            TelemetryData::Metric(m) => {
-                row.item_type = "customMetric".into();
-                row.name = m.metrics.first().map(|p| p.name.clone());
-            }
-            TelemetryData::PageView(p) => {
-                row.item_type = "pageView".into();
-                row.name = nonempty(&p.name);
-                row.id = nonempty(&p.id);
-                row.url = nonempty(&p.url);
-                row.duration_ms = p.duration.and_then(ms);
-            }
-            other => {
-                row.item_type = match other {
-                    TelemetryData::Other(o) => o.base_type.trim_end_matches("Data").to_owned(),
-                    _ => "other".into(),
-                };
-            }
-        }
-        row
-    }
-}
-
 struct Job {
     rows: Vec<Row>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), Arc<rusqlite::Error>>>,
 }
 
 /// Limits on what the database keeps.
@@ -214,6 +99,10 @@ impl Default for Retention {
 }
 
 /// The database: a writer thread and a read connection.
+///
+/// The collector writes what it ingests; the reads ([`operations`](Store::operations),
+/// [`operation`](Store::operation), [`items`](Store::items), ...) take and return the types
+/// of the [`query`](crate::query) module. Clones share the same database.
 #[derive(Clone)]
 pub struct Store {
     writer: SyncSender<Job>,
@@ -233,50 +122,55 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 impl Store {
-    /// Opens (creating) the database at `path`.
-    pub fn open(path: &Path, retention: Retention) -> Result<Self, String> {
+    /// Opens (creating) the database at `path`, and its parent directories.
+    ///
+    /// Errors are of kind [`StoreErrorKind::Open`].
+    pub fn open(path: &Path, retention: Retention) -> Result<Self, StoreError> {
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::open(path, e);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
         }
-        let conn = open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let conn = open(path).map_err(|e| fail(e.into()))?;
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(summary::SCHEMA))
             .and_then(|()| summary::rebuild_if_stale(&conn).map(drop))
-            .map_err(|e| format!("cannot create the schema: {e}"))?;
-        // The writer never checkpoints: a second thread moves the WAL into the database,
-        // so on two cores writing and checkpointing run side by side.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;")
-            .map_err(|e| e.to_string())?;
-        let reader = Arc::new(Mutex::new(open(path).map_err(|e| e.to_string())?));
-        let checkpointer = open(path).map_err(|e| e.to_string())?;
+            // The writer never checkpoints: a second thread moves the WAL into the database,
+            // so on two cores writing and checkpointing run side by side.
+            .and_then(|()| {
+                conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;")
+            })
+            .map_err(|e| fail(e.into()))?;
+        let reader = Arc::new(Mutex::new(open(path).map_err(|e| fail(e.into()))?));
+        let checkpointer = open(path).map_err(|e| fail(e.into()))?;
         let alive = Arc::downgrade(&reader);
         std::thread::Builder::new()
             .name("tracelink-collector-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, alive))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| fail(e.into()))?;
         let (writer, jobs) = sync_channel::<Job>(256);
         std::thread::Builder::new()
             .name("tracelink-collector-writer".into())
             .spawn(move || write_loop(conn, jobs, retention))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| fail(e.into()))?;
         Ok(Self { writer, reader })
     }
 
     /// Stores rows; resolves once they are committed.
-    pub(crate) async fn insert(&self, rows: Vec<Row>) -> Result<(), String> {
+    async fn insert(&self, rows: Vec<Row>) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         let writer = self.writer.clone();
         // The channel is bounded: a full one waits on a blocking thread, not the runtime.
         tokio::task::spawn_blocking(move || writer.send(Job { rows, done }))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|_| "the writer stopped".to_owned())?;
-        wait.await.map_err(|_| "the writer stopped".to_owned())?
+            .map_err(|e| StoreError::new(StoreErrorKind::Write, e))?
+            .map_err(|_| StoreError::closed())?;
+        wait.await
+            .map_err(|_| StoreError::closed())?
+            .map_err(|e| StoreError::new(StoreErrorKind::Write, e))
     }
 
     /// Stores accepted items.
-    pub(crate) async fn insert_items(&self, items: Vec<Accepted>) -> Result<(), String> {
+    pub(crate) async fn insert_items(&self, items: Vec<Accepted>) -> Result<(), StoreError> {
         let rows = items
             .into_iter()
             .map(|a| Row::from_item(&a.envelope.telemetry, a.raw))
@@ -284,27 +178,29 @@ impl Store {
         self.insert(rows).await
     }
 
-    /// Runs a read on the read connection, off the runtime's threads.
-    pub async fn read<T: Send + 'static>(
+    /// Runs `f` on the read connection, off the runtime's threads; its errors are of `kind`.
+    async fn with_reader<T: Send + 'static>(
         &self,
+        kind: StoreErrorKind,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, StoreError> {
         let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().unwrap_or_else(|e| e.into_inner());
-            f(&conn).map_err(|e| e.to_string())
+            f(&conn)
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| StoreError::new(kind, e))?
+        .map_err(|e| StoreError::new(kind, e))
     }
 
-    /// Reads synchronously (for the CLI).
-    pub fn read_now<T>(
+    /// Runs a query on the read connection, off the runtime's threads (errors of kind
+    /// [`StoreErrorKind::Read`]).
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, String> {
-        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        f(&conn).map_err(|e| e.to_string())
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.with_reader(StoreErrorKind::Read, f).await
     }
 }
 
@@ -365,7 +261,7 @@ fn write_loop(mut conn: Connection, jobs: Receiver<Job>, retention: Retention) {
                 Err(_) => break,
             }
         }
-        let result = commit(&mut conn, &batch).map_err(|e| e.to_string());
+        let result = commit(&mut conn, &batch).map_err(Arc::new);
         if let Err(e) = &result {
             tracing::warn!(target: "tracelink_collector", error = %e, "write failed");
         }
@@ -397,7 +293,7 @@ fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Mutex<Connection>>) 
 
 /// Deletes items older than the retention's days, then the oldest beyond its count, and
 /// brings the rows of the operations they belonged to up to date: all in one transaction.
-pub(crate) fn apply_retention(conn: &Connection, r: Retention) -> rusqlite::Result<usize> {
+fn apply_retention(conn: &Connection, r: Retention) -> rusqlite::Result<usize> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -441,9 +337,14 @@ pub(crate) fn apply_retention(conn: &Connection, r: Retention) -> rusqlite::Resu
 }
 
 impl Store {
-    /// Applies the retention now (it also runs every 10,000 items written).
-    pub async fn enforce_retention(&self, retention: Retention) -> Result<usize, String> {
-        self.read(move |c| apply_retention(c, retention)).await
+    /// Applies the retention now (it also runs every 10,000 items written) and returns how
+    /// many items it deleted. Errors are of kind [`StoreErrorKind::Write`]: nothing was
+    /// deleted.
+    pub async fn enforce_retention(&self, retention: Retention) -> Result<usize, StoreError> {
+        self.with_reader(StoreErrorKind::Write, move |c| {
+            apply_retention(c, retention)
+        })
+        .await
     }
 }
 

@@ -15,14 +15,14 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::Row;
+use super::row::Row;
 
 /// What separates the roles of an operation: the ASCII unit separator, which no role name
 /// holds.
 pub(crate) const ROLE_SEP: char = '\u{1f}';
 
 /// The table and its indexes.
-pub(crate) const SCHEMA: &str = "
+pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS operations (
     operation_id TEXT PRIMARY KEY,
     start_ms     INTEGER NOT NULL,
@@ -83,7 +83,7 @@ SELECT g.operation_id, MIN(g.ts_ms), MAX(g.ts_ms + COALESCE(g.duration_ms, 0)),
 FROM items g WHERE g.operation_id IS NOT NULL {where} GROUP BY g.operation_id";
 
 /// Adds a written item to its operation's row (inside the writer's transaction).
-pub(crate) fn add(conn: &Connection, r: &Row) -> rusqlite::Result<()> {
+pub(super) fn add(conn: &Connection, r: &Row) -> rusqlite::Result<()> {
     let Some(op) = &r.operation_id else {
         return Ok(());
     };
@@ -103,7 +103,7 @@ pub(crate) fn add(conn: &Connection, r: &Row) -> rusqlite::Result<()> {
 
 /// Recomputes the rows of these operations from their items, after some were deleted; an
 /// operation with no items left loses its row.
-pub(crate) fn refresh(conn: &Connection, ids: &[String]) -> rusqlite::Result<()> {
+pub(super) fn refresh(conn: &Connection, ids: &[String]) -> rusqlite::Result<()> {
     let summarize = SUMMARIZE.replace("{where}", "AND g.operation_id = ?1");
     let mut delete = conn.prepare_cached("DELETE FROM operations WHERE operation_id = ?1")?;
     let mut insert = conn.prepare_cached(&summarize)?;
@@ -116,7 +116,7 @@ pub(crate) fn refresh(conn: &Connection, ids: &[String]) -> rusqlite::Result<()>
 
 /// Records that the rows account for every item written so far (in the transaction that
 /// wrote or deleted them).
-pub(crate) fn mark_current(conn: &Connection) -> rusqlite::Result<()> {
+pub(super) fn mark_current(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO operations_state (id, last_seq) VALUES (1, (SELECT COALESCE(MAX(seq), 0) FROM items))
          ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq",
@@ -128,7 +128,7 @@ pub(crate) fn mark_current(conn: &Connection) -> rusqlite::Result<()> {
 /// Rebuilds the rows from the items unless they account for them: the newest item is the one
 /// they were last brought up to date with, and they count as many items as there are.
 /// Returns whether it rebuilt.
-pub(crate) fn rebuild_if_stale(conn: &Connection) -> rusqlite::Result<bool> {
+pub(super) fn rebuild_if_stale(conn: &Connection) -> rusqlite::Result<bool> {
     // Checked in one snapshot, without the write lock: a writer committing between the reads
     // must not make current rows look stale.
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)?;

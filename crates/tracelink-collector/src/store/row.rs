@@ -1,0 +1,123 @@
+//! One stored item's columns, taken from its parsed envelope.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use tracelink_core::model::{Telemetry, TelemetryData, tags};
+use tracelink_core::wire_time;
+
+/// The columns of one item.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Row {
+    pub(crate) timestamp: String,
+    pub(crate) ts_ms: i64,
+    pub(crate) item_type: String,
+    pub(crate) name: Option<String>,
+    pub(crate) id: Option<String>,
+    pub(crate) operation_id: Option<String>,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) operation_name: Option<String>,
+    pub(crate) cloud_role: Option<String>,
+    pub(crate) role_instance: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) duration_ms: Option<f64>,
+    pub(crate) success: Option<bool>,
+    pub(crate) result_code: Option<String>,
+    pub(crate) target: Option<String>,
+    pub(crate) source: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) legacy_root: Option<String>,
+    pub(crate) raw: String,
+}
+
+fn nonempty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+impl Row {
+    pub(crate) fn from_item(t: &Telemetry, raw: String) -> Self {
+        let tag = |k: &str| t.tags.get(k).map(str::to_owned);
+        let ts_ms = t
+            .time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut row = Row {
+            timestamp: wire_time::format_time(t.time),
+            ts_ms,
+            operation_id: tag(tags::OPERATION_ID),
+            parent_id: tag(tags::OPERATION_PARENT_ID),
+            operation_name: tag(tags::OPERATION_NAME),
+            cloud_role: tag(tags::CLOUD_ROLE),
+            role_instance: tag(tags::CLOUD_ROLE_INSTANCE),
+            user_id: tag(tags::USER_ID),
+            session_id: tag(tags::SESSION_ID),
+            legacy_root: t
+                .properties
+                .get(tracelink_core::LEGACY_ROOT_ID_PROPERTY)
+                .cloned(),
+            raw,
+            ..Row::default()
+        };
+        let ms = |d: Duration| Some(d.as_secs_f64() * 1000.0);
+        match &t.data {
+            TelemetryData::Request(r) => {
+                row.item_type = "request".into();
+                row.name = nonempty(&r.name);
+                row.id = nonempty(&r.id);
+                row.duration_ms = ms(r.duration);
+                row.success = Some(r.success);
+                row.result_code = nonempty(&r.response_code);
+                row.source = nonempty(&r.source);
+                row.url = nonempty(&r.url);
+            }
+            TelemetryData::Dependency(d) => {
+                row.item_type = "dependency".into();
+                row.name = nonempty(&d.name);
+                row.id = nonempty(&d.id);
+                row.duration_ms = ms(d.duration);
+                row.success = Some(d.success);
+                row.result_code = nonempty(&d.result_code);
+                row.target = nonempty(&d.target);
+                row.url = nonempty(&d.data);
+                row.source = nonempty(&d.dependency_type);
+            }
+            TelemetryData::Trace(m) => {
+                row.item_type = "trace".into();
+                row.name = Some(m.message.chars().take(300).collect());
+                row.result_code = m.severity.map(|s| s.as_str().to_owned());
+            }
+            TelemetryData::Exception(e) => {
+                row.item_type = "exception".into();
+                row.name = e.exceptions.first().map(|d| {
+                    format!("{}: {}", d.type_name, d.message)
+                        .chars()
+                        .take(300)
+                        .collect()
+                });
+                row.success = Some(false);
+            }
+            TelemetryData::Event(e) => {
+                row.item_type = "customEvent".into();
+                row.name = nonempty(&e.name);
+            }
+            TelemetryData::Metric(m) => {
+                row.item_type = "customMetric".into();
+                row.name = m.metrics.first().map(|p| p.name.clone());
+            }
+            TelemetryData::PageView(p) => {
+                row.item_type = "pageView".into();
+                row.name = nonempty(&p.name);
+                row.id = nonempty(&p.id);
+                row.url = nonempty(&p.url);
+                row.duration_ms = p.duration.and_then(ms);
+            }
+            other => {
+                row.item_type = match other {
+                    TelemetryData::Other(o) => o.base_type.trim_end_matches("Data").to_owned(),
+                    _ => "other".into(),
+                };
+            }
+        }
+        row
+    }
+}
