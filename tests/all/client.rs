@@ -1,4 +1,4 @@
-//! Client middleware end to end (issue: client middleware; SPEC 3.5, 3.6, 4.3, 5.3-5.6, 6.2):
+//! Client middleware end to end (SPEC 3.5, 3.6, 4.3, 5.3-5.6, 6.2):
 //! frontend (axum + server layer) → reqwest or hyper-util with the client middleware →
 //! backend (axum + server layer), all on 127.0.0.1.
 
@@ -110,7 +110,7 @@ type Hyper = HyperClient<hyper_util::client::legacy::connect::HttpConnector, Emp
 /// hyper-util's client behind `DependencyLayer`.
 fn hyper_client(cfg: DependencyConfig) -> tracelink_tower::client::DependencyService<Hyper> {
     ServiceBuilder::new()
-        .layer(DependencyLayer::with_config(cfg))
+        .layer(DependencyLayer::from_config(cfg))
         .service(HyperClient::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>())
 }
 
@@ -195,7 +195,7 @@ fn client_cfg(sink: &Arc<MemorySink>, mode: PropagationMode) -> DependencyConfig
         .cloud_role("frontend")
 }
 
-/// The issue's main scenario, with reqwest.
+/// The main scenario (frontend → backend, one transaction), with reqwest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frontend_reqwest_backend_is_one_transaction() {
     let sink = Arc::new(MemorySink::new());
@@ -524,9 +524,12 @@ async fn no_context_bleeding_under_concurrency() {
     }
 }
 
-/// The W3C test service: each call carries the incoming trace and its JSON arguments.
+/// The W3C test service runs the product's defaults: each call carries the incoming trace,
+/// the tracestate (a duplicated key keeps its first member, SPEC 3.2), the back-compat
+/// `Request-Id`, the own appId from the connection string, and its JSON arguments; the
+/// response answers `Request-Context`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn w3c_test_service_forwards_context_and_arguments() {
+async fn w3c_test_service_runs_the_defaults_and_forwards_context_and_arguments() {
     let sink = Arc::new(MemorySink::new());
     let received: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
     let rec = received.clone();
@@ -541,7 +544,14 @@ async fn w3c_test_service_forwards_context_and_arguments() {
         }),
     ))
     .await;
-    let service = serve(tracelink_w3c_test_service::app(sink.clone())).await;
+    let tracelink = tracelink::Builder::from_vars([(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "InstrumentationKey=00000000-0000-0000-0000-000000000001;ApplicationId=w3c-app",
+    )])
+    .sink(sink.clone())
+    .init()
+    .unwrap();
+    let service = serve(tracelink_w3c_test_service::app(&tracelink)).await;
     let body = format!(
         r#"[{{"url":"http://{harness}/callback","arguments":[{{"n":1}}]}},{{"url":"http://{harness}/callback","arguments":[]}}]"#
     );
@@ -552,12 +562,20 @@ async fn w3c_test_service_forwards_context_and_arguments() {
             "traceparent",
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         )
-        .header("tracestate", "foo=1")
+        .header("tracestate", "foo=1,foo=2")
         .body(body)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["request-context"], "appId=cid-v1:w3c-app");
+    assert!(
+        res.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("request-context")
+    );
     let got = received.lock().unwrap().clone();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].1, r#"[{"n":1}]"#);
@@ -569,7 +587,12 @@ async fn w3c_test_service_forwards_context_and_arguments() {
             "{tp}"
         );
         assert_eq!(h["tracestate"], "foo=1");
-        assert!(!h.contains_key("request-id"), "W3C-only mode");
+        let span = &tp[36..52];
+        assert_eq!(
+            h["request-id"],
+            format!("|0af7651916cd43dd8448eb211c80319c.{span}.").as_str()
+        );
+        assert_eq!(h["request-context"], "appId=cid-v1:w3c-app");
     }
     wait(&sink, 3).await;
 }

@@ -66,7 +66,7 @@
 //!   incoming parent that lacks one.
 //! - Host patterns match at domain boundaries (`xcore.windows.net` is not excluded).
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod baggage;
 pub mod carrier;

@@ -358,6 +358,23 @@ pub fn map_span(s: &SpanData, operation_name: Option<String>) -> Vec<Telemetry> 
         item.properties
             .insert(kv.key.to_string(), kv.value.as_str().into_owned());
     }
+    if !s.links.is_empty() {
+        let links: Vec<(String, String)> = s
+            .links
+            .iter()
+            .map(|l| {
+                let c = &l.span_context;
+                (
+                    hex16(c.trace_id().to_bytes()),
+                    hex8(c.span_id().to_bytes()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        item.properties.insert(
+            tracelink_core::model::LINKS_PROPERTY.to_owned(),
+            tracelink_core::model::links_json(links.iter().map(|(o, i)| (o.as_str(), i.as_str()))),
+        );
+    }
     let mut out = vec![item];
     for e in s.events.iter() {
         let ea = &e.attributes;

@@ -27,7 +27,7 @@
 //!   [`TracelinkLayer::opentelemetry_ids`]). Without it the crate is [`TracelinkLayer`] alone
 //!   and depends on neither `opentelemetry_sdk` nor `tracing-opentelemetry`.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "opentelemetry")]
 mod exporter;

@@ -53,6 +53,7 @@ impl fmt::Debug for Shared {
 pub struct Tracelink {
     shared: Arc<Shared>,
     user_tracking: UserTracking,
+    #[cfg_attr(not(feature = "export"), allow(dead_code))]
     shutdown_timeout: Duration,
     #[cfg(feature = "export")]
     export: Option<crate::export_thread::Export>,
@@ -259,11 +260,14 @@ impl Tracelink {
 
     /// Sends what is queued within the shutdown timeout, then stops; what could not be sent
     /// is spooled. The free functions do nothing afterwards.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         client::uninstall(&self.shared);
         #[cfg(feature = "export")]
-        if let Some(e) = self.export.take() {
-            e.shutdown(self.shutdown_timeout).await;
+        {
+            let mut this = self;
+            if let Some(e) = this.export.take() {
+                e.shutdown(this.shutdown_timeout).await;
+            }
         }
     }
 }

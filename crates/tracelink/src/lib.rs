@@ -77,7 +77,7 @@
 //! codecs, the data model), and with their features [`tower`], [`reqwest`], [`otel`],
 //! [`export`].
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod error;
@@ -121,3 +121,8 @@ pub use tracelink_reqwest as reqwest;
 /// The `tracing` layer, and with the `opentelemetry` feature the OpenTelemetry bridge.
 #[cfg(feature = "tracing")]
 pub use tracelink_otel as otel;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

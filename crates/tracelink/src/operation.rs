@@ -63,9 +63,7 @@ use crate::client::{self, Client};
 use crate::items::Exception;
 use crate::messaging::{self, MessageProperties};
 
-/// The property linking a consumer's operation to the operations of the messages it
-/// processed.
-pub const LINKS_PROPERTY: &str = "_MS.links";
+pub use tracelink_core::model::LINKS_PROPERTY;
 
 #[derive(Clone, Debug)]
 enum Kind {
@@ -364,13 +362,8 @@ impl OperationGuard {
         item.time = self.time;
         item.properties.extend(self.properties.drain(..));
         if !self.links.is_empty() {
-            let links: Vec<serde_json::Value> = self
-                .links
-                .iter()
-                .map(|(op, id)| serde_json::json!({ "operation_Id": op, "id": id }))
-                .collect();
-            item.properties
-                .insert(LINKS_PROPERTY.into(), serde_json::Value::from(links).to_string());
+            let links = model::links_json(self.links.iter().map(|(o, i)| (o.as_str(), i.as_str())));
+            item.properties.insert(LINKS_PROPERTY.into(), links);
         }
         client.send(item);
     }
@@ -379,5 +372,146 @@ impl OperationGuard {
 impl Drop for OperationGuard {
     fn drop(&mut self) {
         self.record();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use tracelink_core::model::{TelemetryData, TelemetryKind};
+    use tracelink_core::{MemorySink, Propagation, SamplingDecision};
+
+    fn setup() -> (Arc<MemorySink>, crate::Tracelink, Client) {
+        let sink = Arc::new(MemorySink::new());
+        let t = crate::Builder::from_vars([("OTEL_SERVICE_NAME", "jobs")])
+            .sink(sink.clone())
+            .init()
+            .unwrap();
+        let c = t.client();
+        (sink, t, c)
+    }
+
+    fn success(item: &Telemetry) -> bool {
+        match &item.data {
+            TelemetryData::Request(r) => r.success,
+            TelemetryData::Dependency(d) => d.success,
+            _ => panic!("not an operation item"),
+        }
+    }
+
+    #[test]
+    fn operations_nest_and_record_on_finish() {
+        let (sink, _t, client) = setup();
+        let job = Operation::request("nightly").start_with(&client);
+        {
+            let _in = job.enter();
+            let call = Operation::dependency("SELECT 1", "SQL")
+                .target("db")
+                .start_with(&client);
+            assert_eq!(call.correlation().parent_id(), Some(job.correlation().id()));
+            call.finish();
+        }
+        job.finish();
+        let items = sink.take();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].kind(), TelemetryKind::Dependency);
+        assert_eq!(items[0].operation_parent_id(), items[1].id());
+        assert_eq!(items[1].operation_parent_id(), None);
+        assert_eq!(items[1].tags.get("ai.cloud.role"), Some("jobs"));
+        assert_eq!(items[1].tags.get("ai.operation.name"), Some("nightly"));
+        assert!(success(&items[0]) && success(&items[1]));
+    }
+
+    #[test]
+    fn a_panic_or_an_error_records_failure() {
+        let (sink, _t, client) = setup();
+        let c = client.clone();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _job = Operation::request("doomed").start_with(&c);
+            panic!("boom");
+        }));
+        assert!(r.is_err());
+        let items = sink.take();
+        assert_eq!(items.len(), 1);
+        assert!(!success(&items[0]));
+
+        let mut job = Operation::request("fails").start_with(&client);
+        job.fail(&std::io::Error::other("disk full"));
+        let id = job.correlation().id().to_string();
+        job.finish();
+        let items = sink.take();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].kind(), TelemetryKind::Exception);
+        assert_eq!(items[0].operation_parent_id(), Some(id.as_str()));
+        assert!(!success(&items[1]));
+
+        let job = Operation::request("fails too").start_with(&client);
+        let result: Result<(), std::io::Error> = Err(std::io::Error::other("no"));
+        job.finish_result(&result);
+        let items = sink.take();
+        assert_eq!(items.len(), 2);
+        assert!(!success(&items[1]));
+    }
+
+    #[test]
+    fn a_batch_consumer_links_the_operations_of_its_messages() {
+        let (sink, _t, client) = setup();
+        let cfg = Propagation::default();
+        let mut messages = Vec::new();
+        for _ in 0..2 {
+            let producer = Correlation::new_root(&cfg, SamplingDecision::KEEP_ALL);
+            let mut props: HashMap<String, String> = HashMap::new();
+            messages.push((producer.clone(), {
+                crate::messaging::inject(&producer, &cfg, &mut props);
+                props
+            }));
+        }
+        let mut op = Operation::request("process batch");
+        for (_, props) in &messages {
+            op = op.link_from(props);
+        }
+        op.start_with(&client).finish();
+        let items = sink.take();
+        let links: serde_json::Value =
+            serde_json::from_str(&items[0].properties[LINKS_PROPERTY]).unwrap();
+        let links = links.as_array().unwrap();
+        assert_eq!(links.len(), 2);
+        for ((producer, _), link) in messages.iter().zip(links) {
+            assert_eq!(link["operation_Id"], producer.trace_id().to_hex().as_str());
+            assert_eq!(link["id"], producer.id().to_string());
+        }
+    }
+
+    #[test]
+    fn a_job_started_in_a_request_is_a_new_operation_with_its_user() {
+        let (sink, _t, client) = setup();
+        let request = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
+        request.set_user(UserContext::new().user("u1").session("s1"));
+        let _in = scope::enter(request.clone());
+        let job = Operation::request("send receipt").start_with(&client);
+        assert_ne!(job.correlation().trace_id(), request.trace_id());
+        job.finish();
+        let items = sink.take();
+        assert_eq!(items[0].tags.get("ai.user.id"), Some("u1"));
+        assert_eq!(items[0].tags.get("ai.session.id"), Some("s1"));
+    }
+
+    #[test]
+    fn hostile_message_properties_start_a_new_operation() {
+        let (sink, _t, client) = setup();
+        let mut props: HashMap<String, String> = HashMap::new();
+        props.insert("traceparent".into(), "00-ffff-zz-01".into());
+        props.insert(crate::messaging::USER_ID.into(), "a;b=c".into());
+        let op = Operation::request("process")
+            .parent_from(&props)
+            .user_from_message(&props)
+            .start_with(&client);
+        assert!(op.correlation().parent_id().is_none());
+        op.finish();
+        let items = sink.take();
+        assert_eq!(items[0].operation_parent_id(), None);
+        assert_eq!(items[0].tags.get("ai.user.id"), None);
     }
 }

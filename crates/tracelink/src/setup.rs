@@ -380,6 +380,7 @@ impl Builder {
 /// What the setup decided.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
+    #[cfg_attr(not(feature = "export"), allow(dead_code))]
     pub(crate) connection: ConnectionString,
     pub(crate) role: Arc<str>,
     pub(crate) instance: Arc<str>,

@@ -7,25 +7,21 @@
 //! - `inventory` (default mode) answers; item numbers divisible by 7 fail with 500, by 5
 //!   take a slow path.
 //!
-//! Each service exports through `tracelink-export` to the collector, with its own cloud role
-//! and appId.
+//! Each service is set up with `tracelink` from environment-style values (connection string
+//! with its own appId, `OTEL_SERVICE_NAME`, `TRACELINK_PROPAGATION`) and exports to the
+//! collector.
 
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use tracelink::Tracelink;
 use tracelink_collector::query::{self, Item};
 use tracelink_collector::{Collector, Config};
-use tracelink_core::dependency::DependencyConfig;
-use tracelink_core::{AppId, Propagation, PropagationMode, TelemetrySink};
-use tracelink_export::Exporter;
-use tracelink_reqwest::DependencyMiddleware;
-use tracelink_tower::server::CorrelationLayer;
 
 /// How many checkouts the workload makes.
 pub const CHECKOUTS: u32 = 24;
@@ -90,18 +86,21 @@ impl Drop for TempDb {
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 struct Service {
-    exporter: Exporter,
+    tracelink: Tracelink,
     addr: SocketAddr,
 }
 
-fn connection(collector: &Collector, app_id: &str) -> String {
-    format!("{};ApplicationId={app_id}", collector.connection_string())
-}
-
-fn propagation(app_id: &str, mode: PropagationMode) -> Result<Propagation, Error> {
-    Ok(Propagation::default()
-        .mode(mode)
-        .app_id(AppId::new(app_id)?))
+/// The setup of one service, from the values its environment would hold.
+fn setup(collector: &Collector, role: &str, app_id: &str, mode: &str) -> Result<Tracelink, Error> {
+    let connection = format!("{};ApplicationId={app_id}", collector.connection_string());
+    Ok(tracelink::Builder::from_vars([
+        ("APPLICATIONINSIGHTS_CONNECTION_STRING", connection.as_str()),
+        ("OTEL_SERVICE_NAME", role),
+        ("TRACELINK_PROPAGATION", mode),
+    ])
+    .exporter(|e| e.without_spool())
+    .shutdown_timeout(Duration::from_secs(10))
+    .init()?)
 }
 
 async fn serve(app: Router) -> Result<SocketAddr, Error> {
@@ -117,27 +116,8 @@ async fn serve(app: Router) -> Result<SocketAddr, Error> {
     Ok(addr)
 }
 
-fn exporter(collector: &Collector, role: &str, app_id: &str) -> Result<Exporter, Error> {
-    Ok(Exporter::builder(&connection(collector, app_id))
-        .without_spool()
-        .cloud_role(role)
-        .build()?)
-}
-
-fn client(
-    sink: Arc<dyn TelemetrySink>,
-    p: Propagation,
-    role: &str,
-) -> reqwest_middleware::ClientWithMiddleware {
-    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(DependencyMiddleware::with_config(
-            DependencyConfig::new(sink).propagation(p).cloud_role(role),
-        ))
-        .build()
-}
-
 async fn inventory(collector: &Collector) -> Result<Service, Error> {
-    let exporter = exporter(collector, "inventory", "inventory-app")?;
+    let tracelink = setup(collector, "inventory", "inventory-app", "default")?;
     let app = Router::new()
         .route(
             "/stock/{item}",
@@ -154,17 +134,10 @@ async fn inventory(collector: &Collector) -> Result<Service, Error> {
                 (StatusCode::OK, "in stock")
             }),
         )
-        .layer(
-            CorrelationLayer::new(exporter.sink())
-                .propagation(propagation(
-                    "inventory-app",
-                    PropagationMode::W3cWithBackCompat,
-                )?)
-                .cloud_role("inventory"),
-        );
+        .layer(tracelink.layer());
     Ok(Service {
         addr: serve(app).await?,
-        exporter,
+        tracelink,
     })
 }
 
@@ -195,22 +168,19 @@ async fn forward(State(next): State<Next>, Path(item): Path<u32>) -> (StatusCode
 struct Forwarder {
     role: &'static str,
     app_id: &'static str,
-    mode: PropagationMode,
+    mode: &'static str,
     route: &'static str,
     next: String,
     traceresponse: bool,
 }
 
 async fn forwarder(collector: &Collector, f: Forwarder) -> Result<Service, Error> {
-    let exporter = exporter(collector, f.role, f.app_id)?;
-    let p = propagation(f.app_id, f.mode)?;
+    let tracelink = setup(collector, f.role, f.app_id, f.mode)?;
     let next = Next {
-        client: client(exporter.sink(), p.clone(), f.role),
+        client: tracelink.reqwest_client(reqwest::Client::new()),
         base: f.next,
     };
-    let mut layer = CorrelationLayer::new(exporter.sink())
-        .propagation(p)
-        .cloud_role(f.role);
+    let mut layer = tracelink.layer();
     if f.traceresponse {
         layer = layer.traceresponse();
     }
@@ -220,7 +190,7 @@ async fn forwarder(collector: &Collector, f: Forwarder) -> Result<Service, Error
         .layer(layer);
     Ok(Service {
         addr: serve(app).await?,
-        exporter,
+        tracelink,
     })
 }
 
@@ -230,7 +200,7 @@ async fn orders(collector: &Collector, inventory: SocketAddr) -> Result<Service,
         Forwarder {
             role: "orders",
             app_id: "orders-app",
-            mode: PropagationMode::Hierarchical,
+            mode: "hierarchical",
             route: "/orders/{item}",
             next: format!("http://{inventory}/stock"),
             traceresponse: false,
@@ -246,7 +216,7 @@ async fn web(collector: &Collector, orders: SocketAddr) -> Result<Service, Error
         Forwarder {
             role: "web",
             app_id: "web-app",
-            mode: PropagationMode::W3cWithBackCompat,
+            mode: "default",
             route: "/checkout/{item}",
             next: format!("http://{orders}/orders"),
             traceresponse: true,
@@ -283,7 +253,7 @@ pub async fn run() -> Result<(Demo, Report), Error> {
     let db = std::env::temp_dir().join(format!(
         "tracelink-demo-{}-{}.db",
         std::process::id(),
-        tracelink_core::SpanId::random()
+        tracelink::core::SpanId::random()
     ));
     let db = TempDb(db);
     let collector = Collector::start(Config::new(&db.0).listen("127.0.0.1:0".parse()?)).await?;
@@ -320,7 +290,7 @@ pub async fn run() -> Result<(Demo, Report), Error> {
     }
     // Flush every service: items are committed when their exporter has its answers.
     for s in [web, orders, inventory] {
-        s.exporter.shutdown(Duration::from_secs(10)).await?;
+        s.tracelink.shutdown().await;
     }
     let operation_id = shown.ok_or("no checkout succeeded")?;
     let items = collector.store().operation_items(&operation_id).await?;

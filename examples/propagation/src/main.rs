@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use http::HeaderMap;
-use tracelink_core::model::{Dependency, Request};
-use tracelink_core::{AppId, MemorySink, Propagation, TelemetrySink, envelope, extract};
+use tracelink::core::model::{Dependency, Request};
+use tracelink::core::{AppId, MemorySink, Propagation, TelemetrySink, envelope, extract};
 
 fn main() {
     let sink = MemorySink::new();

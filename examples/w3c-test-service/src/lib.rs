@@ -1,17 +1,18 @@
 //! The router of the W3C Trace Context test service; `main.rs` serves it.
-
-use std::sync::Arc;
+//!
+//! It runs what users get by default from `tracelink::init()`: W3C with back-compat
+//! (`Request-Id` and `Request-Context` on outgoing calls, `Request-Context` with
+//! `Access-Control-Expose-Headers` on responses) and the own appId from the connection
+//! string's `ApplicationId`. `TRACELINK_PROPAGATION=w3c|default|hierarchical` switches mode.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use tracelink_core::dependency::DependencyConfig;
-use tracelink_core::model::Telemetry;
-use tracelink_core::{Propagation, PropagationMode, TelemetrySink};
-use tracelink_reqwest::DependencyMiddleware;
-use tracelink_tower::server::CorrelationLayer;
+use tracelink::Tracelink;
+use tracelink::core::TelemetrySink;
+use tracelink::core::model::Telemetry;
 
 /// One call the test harness asks for.
 #[derive(Debug, Deserialize)]
@@ -29,26 +30,17 @@ pub struct StderrSink;
 
 impl TelemetrySink for StderrSink {
     fn send(&self, item: Telemetry) {
-        eprintln!("{}", tracelink_core::envelope::to_json(&item, ""));
+        eprintln!("{}", tracelink::core::envelope::to_json(&item, ""));
     }
 }
 
-/// The service: `POST /test`.
-pub fn app(sink: Arc<dyn TelemetrySink>) -> Router {
-    let propagation = Propagation::default().mode(PropagationMode::W3c);
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(DependencyMiddleware::with_config(
-            DependencyConfig::new(sink.clone()).propagation(propagation.clone()),
-        ))
-        .build();
+/// The service: `POST /test`, with the layer and the client of `tracelink`.
+pub fn app(tracelink: &Tracelink) -> Router {
+    let client = tracelink.reqwest_client(reqwest::Client::new());
     Router::new()
         .route("/test", post(run))
         .with_state(client)
-        .layer(
-            CorrelationLayer::new(sink)
-                .propagation(propagation)
-                .cloud_role("w3c-test-service"),
-        )
+        .layer(tracelink.layer())
 }
 
 async fn run(

@@ -1,10 +1,5 @@
 //! Serves the W3C Trace Context test service on 127.0.0.1:$PORT (default 5000).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use tracelink_core::TelemetrySink;
-use tracelink_export::Exporter;
 use tracelink_w3c_test_service::{StderrSink, app};
 
 #[tokio::main]
@@ -13,31 +8,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(5000);
-    // With APPLICATIONINSIGHTS_CONNECTION_STRING set, telemetry goes to ingestion.
-    let exporter = match std::env::var_os(tracelink_core::connection_string::ENV_VAR) {
-        Some(_) => Some(
-            Exporter::builder_from_env()
-                .cloud_role("w3c-test-service")
-                .build()?,
-        ),
-        None => None,
-    };
-    let sink: Arc<dyn TelemetrySink> = match &exporter {
-        Some(e) => e.sink(),
-        None => Arc::new(StderrSink),
-    };
+    // With APPLICATIONINSIGHTS_CONNECTION_STRING set, telemetry goes to ingestion; without
+    // it, each envelope is written to standard error.
+    let mut setup = tracelink::builder().role("w3c-test-service");
+    if std::env::var_os(tracelink::core::connection_string::ENV_VAR).is_none() {
+        setup = setup.sink(StderrSink);
+    }
+    let tracelink = setup.init()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!(
         "w3c-test-service listening on http://{}/test",
         listener.local_addr()?
     );
-    axum::serve(listener, app(sink))
+    axum::serve(listener, app(&tracelink))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    if let Some(e) = exporter {
-        e.shutdown(Duration::from_secs(5)).await?;
+    if let Some(stats) = tracelink.stats() {
+        eprintln!("exporter: {stats:?}");
     }
+    tracelink.shutdown().await;
     Ok(())
 }

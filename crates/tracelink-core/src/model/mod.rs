@@ -26,6 +26,36 @@ use std::time::{Duration, SystemTime};
 
 pub use tags::{TagValue, Tags};
 
+/// The property linking an item to items of other operations (a consumer of a batch of
+/// messages, an OpenTelemetry span's links): a JSON array of
+/// `{"operation_Id": <trace-id>, "id": <item id>}`, as the Application Insights SDKs write it.
+pub const LINKS_PROPERTY: &str = "_MS.links";
+
+/// The value of [`LINKS_PROPERTY`] for `(operation id, item id)` pairs. Ids that need JSON
+/// escaping are escaped.
+///
+/// ```
+/// use tracelink_core::model::links_json;
+///
+/// let v = links_json([("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")]);
+/// assert_eq!(v, r#"[{"operation_Id":"0af7651916cd43dd8448eb211c80319c","id":"b7ad6b7169203331"}]"#);
+/// ```
+pub fn links_json<'a>(links: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::from("[");
+    for (i, (operation, id)) in links.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"operation_Id\":");
+        out.push_str(&serde_json::Value::from(operation).to_string());
+        out.push_str(",\"id\":");
+        out.push_str(&serde_json::Value::from(id).to_string());
+        out.push('}');
+    }
+    out.push(']');
+    out
+}
+
 /// One telemetry item.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Telemetry {

@@ -27,143 +27,30 @@
 //! # }
 //! ```
 //!
-//! Errors are classified from the inner service's error chain ([`CallError::classify`]);
-//! put timeouts inside this layer to see them as `Timeout`, since a future dropped by an
-//! outer timeout is recorded as `Canceled`. The duration ends when the response head arrives.
+//! ## Errors and timeouts
+//!
+//! The service's error is a [`BoxError`](crate::BoxError), as with tower's own middleware, so
+//! it wraps services whose error is any `Into<BoxError>`: hyper-util's client, or tower's
+//! `Timeout` (whose error already is a `BoxError`). A failed call is recorded with
+//! `resultCode` `Timeout`, `Connect` or `Faulted` ([`CallError`]) as [`ClassifyError`]
+//! decides; [`DefaultClassifyError`] goes by the types in the error's `source()` chain.
+//!
+//! Put timeouts *inside* this layer (`ServiceBuilder::new().layer(DependencyLayer::new(sink))
+//! .layer(TimeoutLayer::new(d))`): the layer then sees the timeout's error. A call whose future
+//! is dropped, by a timeout outside the layer or by a caller who gave up, is recorded as
+//! `Canceled`.
+//!
+//! The duration ends when the response head arrives, not when its body has been read.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+mod classify;
+mod future;
+mod layer;
+mod service;
 
-use http::{Request, Response};
-use pin_project_lite::pin_project;
-use tower_layer::Layer;
-use tower_service::Service;
-use tracelink_core::TelemetrySink;
-use tracelink_core::dependency::OutgoingCall;
-pub use tracelink_core::dependency::{CallError, DependencyConfig, DependencyName, SkipPropagation};
-
-/// The client layer; see the [module docs](self).
-#[derive(Clone, Debug)]
-pub struct DependencyLayer {
-    config: Arc<DependencyConfig>,
-}
-
-impl DependencyLayer {
-    /// A layer recording into `sink` with the default configuration.
-    pub fn new(sink: impl TelemetrySink) -> Self {
-        Self::with_config(DependencyConfig::new(sink))
-    }
-
-    /// A layer with a full configuration (propagation mode, own appId, excluded hosts,
-    /// redaction, cloud role).
-    pub fn with_config(config: DependencyConfig) -> Self {
-        Self {
-            config: Arc::new(config),
-        }
-    }
-}
-
-impl<S> Layer<S> for DependencyLayer {
-    type Service = DependencyService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        DependencyService {
-            inner,
-            config: Arc::clone(&self.config),
-        }
-    }
-}
-
-/// The client middleware made by [`DependencyLayer`].
-#[derive(Clone, Debug)]
-pub struct DependencyService<S> {
-    inner: S,
-    config: Arc<DependencyConfig>,
-}
-
-impl<S> DependencyService<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S, ReqB, ResB> Service<Request<ReqB>> for DependencyService<S>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-    S::Error: std::error::Error + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let url = req.uri().to_string();
-        let (parts, body) = req.into_parts();
-        let mut parts = parts;
-        let call = OutgoingCall::start(
-            &self.config,
-            &parts.method,
-            &url,
-            &mut parts.headers,
-            Some(&parts.extensions),
-        );
-        req = Request::from_parts(parts, body);
-        ResponseFuture {
-            inner: self.inner.call(req),
-            call: Some(call),
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`DependencyService`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        call: Option<OutgoingCall>,
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, ResB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResB>, E>>,
-    E: std::error::Error + 'static,
-{
-    type Output = Result<Response<ResB>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        if let Some(call) = this.call.take() {
-            match &result {
-                Ok(res) => call.finish_response(res.status().as_u16(), res.headers()),
-                Err(e) => call.finish_error(CallError::classify(e), &e.to_string()),
-            }
-        }
-        Poll::Ready(result)
-    }
-}
+pub use classify::{ClassifyError, DefaultClassifyError};
+pub use future::ResponseFuture;
+pub use layer::DependencyLayer;
+pub use service::DependencyService;
+pub use tracelink_core::dependency::{
+    CallError, DependencyConfig, DependencyName, SkipPropagation,
+};

@@ -1,56 +1,130 @@
-//! The client's address and scheme (`ai.location.ip`, the request URL's scheme): from the
-//! peer address, and from `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` only when the
-//! peer is a trusted proxy.
-//!
-//! The peer address is read from a [`ClientAddr`] request extension, or with the `axum`
-//! feature from axum's `ConnectInfo<SocketAddr>`. With trusted proxies, the client is the
-//! right-most forwarded address that is not itself a trusted proxy.
+//! The client's address and scheme (`ai.location.ip`, the request URL's scheme), documented
+//! on [`ClientAddr`] and [`TrustedProxies`].
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 
 use http::HeaderMap;
 use http::request::Parts;
 
-/// The peer address of a connection, put in request extensions by the server (axum users get
-/// it from `into_make_service_with_connect_info::<SocketAddr>()` instead).
+use super::url::Scheme;
+
+/// The peer address of a connection, for `ai.location.ip`.
+///
+/// The layer reads the peer address from this request extension, or with the `axum` feature
+/// from axum's `ConnectInfo<SocketAddr>` (serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()`). A hyper server inserts it itself.
+/// Without either, the item has no `ai.location.ip`.
+///
+/// When the peer is one of the [`TrustedProxies`], the client is the right-most address of
+/// `Forwarded: for=` (else `X-Forwarded-For`) that is not itself a trusted proxy.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::Arc;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+/// use tracelink_core::MemorySink;
+/// use tracelink_tower::server::{ClientAddr, CorrelationLayer};
+///
+/// let sink = Arc::new(MemorySink::new());
+/// let svc = ServiceBuilder::new()
+///     .layer(CorrelationLayer::new(sink.clone()))
+///     .service(service_fn(|_req| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     }));
+///
+/// let mut req = http::Request::get("/").body(()).unwrap();
+/// req.extensions_mut().insert(ClientAddr("203.0.113.9:50123".parse().unwrap()));
+/// svc.oneshot(req).await.unwrap();
+/// assert_eq!(sink.items()[0].tags.get("ai.location.ip"), Some("203.0.113.9"));
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
-/// A set of trusted proxy networks.
+/// The proxies whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` headers the
+/// server layer believes; see
+/// [`CorrelationLayer::trusted_proxies`](crate::server::CorrelationLayer::trusted_proxies).
+///
+/// None by default: forwarding headers are ignored, the client is the peer ([`ClientAddr`])
+/// and the URL's scheme is the request's own. When the peer is in one of these networks, the
+/// client is the right-most forwarded address that is not, and the scheme is the forwarded
+/// `proto` (`http` or `https`).
+///
+/// Parsed from a comma-separated list of addresses and CIDR networks; an IPv4-mapped IPv6
+/// address matches its IPv4 network.
+///
+/// ```
+/// use tracelink_tower::server::TrustedProxies;
+///
+/// let proxies: TrustedProxies = "10.0.0.0/8, ::1".parse().unwrap();
+/// assert!(proxies.contains("10.1.2.3".parse().unwrap()));
+/// assert!(proxies.contains("::ffff:10.1.2.3".parse().unwrap()));
+/// assert!(!proxies.contains("203.0.113.9".parse().unwrap()));
+/// assert!(TrustedProxies::default().is_empty());
+/// assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
+/// assert!("proxy.internal".parse::<TrustedProxies>().is_err());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     nets: Vec<(IpAddr, u8)>,
 }
 
 impl TrustedProxies {
-    /// Trusts an address or a CIDR network (`10.0.0.0/8`, `::1`). Returns `None` for text that
-    /// is neither.
-    pub fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
-        let (ip, len) = match s.trim().split_once('/') {
-            Some((ip, len)) => (ip.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
-            None => {
-                let ip = s.trim().parse::<IpAddr>().ok()?;
-                (ip, if ip.is_ipv4() { 32 } else { 128 })
-            }
-        };
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        (len <= max).then_some((ip, len))
-    }
-
-    /// Adds a network.
-    pub(crate) fn push(&mut self, net: (IpAddr, u8)) {
-        self.nets.push(net);
-    }
-
     /// Whether `ip` is in a trusted network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|&(net, len)| in_net(ip, net, len))
     }
 
-    fn is_empty(&self) -> bool {
+    /// Whether no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
         self.nets.is_empty()
     }
 }
+
+/// An address or a CIDR network (`10.0.0.0/8`, `::1`).
+fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
+    let (ip, len) = match s.split_once('/') {
+        Some((ip, len)) => (ip.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
+        None => {
+            let ip = s.parse::<IpAddr>().ok()?;
+            (ip, if ip.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((ip, len))
+}
+
+impl FromStr for TrustedProxies {
+    type Err = InvalidTrustedProxies;
+
+    /// Comma-separated addresses and CIDR networks; empty entries are skipped.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let nets = s
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| parse_net(n).ok_or(InvalidTrustedProxies { _priv: () }))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { nets })
+    }
+}
+
+/// The error of parsing [`TrustedProxies`]: an entry is neither an IP address nor a CIDR
+/// network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidTrustedProxies {
+    _priv: (),
+}
+
+impl fmt::Display for InvalidTrustedProxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid trusted proxy network")
+    }
+}
+
+impl std::error::Error for InvalidTrustedProxies {}
 
 fn to_bits(ip: IpAddr) -> (u128, u8) {
     match ip {
@@ -74,7 +148,7 @@ fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     (a >> shift) == (b >> shift)
 }
 
-pub(crate) fn peer(parts: &Parts) -> Option<IpAddr> {
+fn peer(parts: &Parts) -> Option<IpAddr> {
     if let Some(ClientAddr(a)) = parts.extensions.get::<ClientAddr>() {
         return Some(a.ip());
     }
@@ -135,7 +209,7 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
 
 /// The client address: the peer, or behind trusted proxies the right-most forwarded address
 /// that is not a trusted proxy.
-pub(crate) fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
+pub(super) fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
     let peer = peer(parts)?;
     if trusted.is_empty() || !trusted.contains(peer) {
         return Some(peer);
@@ -153,7 +227,7 @@ pub(crate) fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAdd
 }
 
 /// The scheme a trusted proxy says the client used.
-pub(crate) fn forwarded_proto(parts: &Parts, trusted: &TrustedProxies) -> Option<&'static str> {
+pub(super) fn forwarded_proto(parts: &Parts, trusted: &TrustedProxies) -> Option<Scheme> {
     let peer = peer(parts)?;
     if trusted.is_empty() || !trusted.contains(peer) {
         return None;
@@ -172,11 +246,7 @@ pub(crate) fn forwarded_proto(parts: &Parts, trusted: &TrustedProxies) -> Option
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(',').next().unwrap_or_default().trim().to_owned())
         })?;
-    match proto.to_ascii_lowercase().as_str() {
-        "https" => Some("https"),
-        "http" => Some("http"),
-        _ => None,
-    }
+    Scheme::parse(&proto)
 }
 
 #[cfg(test)]
@@ -195,11 +265,7 @@ mod tests {
     }
 
     fn trusted(nets: &[&str]) -> TrustedProxies {
-        let mut t = TrustedProxies::default();
-        for n in nets {
-            t.push(TrustedProxies::parse_net(n).unwrap());
-        }
-        t
+        nets.join(",").parse().unwrap()
     }
 
     #[test]
@@ -227,13 +293,13 @@ mod tests {
         );
         let t = trusted(&["10.0.0.0/8"]);
         assert_eq!(client_ip(&p, &t), Some("198.51.100.7".parse().unwrap()));
-        assert_eq!(forwarded_proto(&p, &t), Some("https"));
+        assert_eq!(forwarded_proto(&p, &t), Some(Scheme::Https));
         let p = parts(
             "10.0.0.2:1",
             &[("forwarded", "for=\"[2001:db8::1]:443\";proto=https")],
         );
         assert_eq!(client_ip(&p, &t), Some("2001:db8::1".parse().unwrap()));
-        assert_eq!(forwarded_proto(&p, &t), Some("https"));
+        assert_eq!(forwarded_proto(&p, &t), Some(Scheme::Https));
         let p = parts("10.0.0.2:1", &[("x-forwarded-for", "garbage, <script>")]);
         assert_eq!(client_ip(&p, &t), Some("10.0.0.2".parse().unwrap()));
     }
@@ -247,7 +313,10 @@ mod tests {
         assert!(t.contains("::ffff:192.168.1.1".parse().unwrap()));
         assert!(!t.contains("192.169.0.1".parse().unwrap()));
         assert!(t.contains("::1".parse().unwrap()));
-        assert!(TrustedProxies::parse_net("10.0.0.0/33").is_none());
-        assert!(TrustedProxies::parse_net("nope").is_none());
+        assert!(parse_net("10.0.0.0/33").is_none());
+        assert!(parse_net("nope").is_none());
+        assert_eq!(" 10.0.0.0/8 ,, ".parse(), Ok(trusted(&["10.0.0.0/8"])));
+        assert!("".parse::<TrustedProxies>().unwrap().is_empty());
+        assert!("10.0.0.0/8, nope".parse::<TrustedProxies>().is_err());
     }
 }

@@ -1,19 +1,11 @@
-//! User and session tracking for services without the browser SDK (off by default; see
-//! [`CorrelationLayer::track_users`](crate::server::CorrelationLayer::track_users)).
-//!
-//! When the request has no valid `ai_user` / `ai_session` cookie, the response sets them in
-//! the browser SDK's own formats (SPEC 6.4), so the SDK, if added later, keeps the same ids:
-//! - `ai_user=<id>|<ISO date>`, `Max-Age` 365 days;
-//! - `ai_session=<id>|<acquired ms>|<renewed ms>`, renewed (at most once a minute) while the
-//!   session is active; a new session after 30 minutes idle or 24 hours in all, `Max-Age`
-//!   30 minutes;
-//! - `Path=/`, not `HttpOnly` (the browser SDK must read them), `Secure; SameSite=Lax` on
-//!   https, `SameSite=Lax` otherwise.
+//! User and session tracking: the ids of a request's user and the `Set-Cookie` values that
+//! keep them, documented on
+//! [`CorrelationLayer::track_users`](crate::server::CorrelationLayer::track_users).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
-use http::header::COOKIE;
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue};
 use tracelink_core::SpanId;
 use tracelink_core::cookie::{SESSION_COOKIE, USER_COOKIE, UserCookies};
 
@@ -24,12 +16,12 @@ const RENEW_EVERY_MS: u64 = 60 * 1000;
 const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
 const USER_MAX_AGE_S: u64 = 365 * 24 * 60 * 60;
 
-/// The ids of a request and the cookies to set on its response.
+/// The ids tracking keeps or issues, and the cookies to set for them.
 #[derive(Debug, Default)]
-pub(crate) struct Tracked {
-    pub(crate) user_id: Option<String>,
-    pub(crate) session_id: Option<String>,
-    pub(crate) set_cookies: Vec<String>,
+struct Tracked {
+    user_id: Option<String>,
+    session_id: Option<String>,
+    set_cookies: Vec<String>,
 }
 
 /// A 22-char id from the base64 alphabet, as the browser SDK makes them.
@@ -50,8 +42,45 @@ fn new_id() -> String {
         .collect()
 }
 
-/// The browser SDK's cookies of a request (SPEC 6.4), read once for tracking and the item.
-pub(crate) fn request_cookies(headers: &HeaderMap) -> UserCookies {
+/// The user of one request and the cookies to set on its response.
+#[derive(Debug, Default)]
+pub(super) struct Users {
+    /// The ids for the item: the cookies', with tracking the ones tracking keeps or issues.
+    pub(super) ids: UserCookies,
+    /// `Set-Cookie` values, with tracking.
+    pub(super) set_cookies: Vec<String>,
+}
+
+/// Reads the browser SDK's cookies of a request (SPEC 6.4) once, for tracking and the item,
+/// and with `track` decides which cookies to set (`secure` on https).
+pub(super) fn users(headers: &HeaderMap, track: bool, secure: bool) -> Users {
+    let mut ids = request_cookies(headers);
+    if !track {
+        return Users {
+            ids,
+            set_cookies: Vec::new(),
+        };
+    }
+    let tracked = self::track(&ids, secure, SystemTime::now());
+    ids.user_id = tracked.user_id;
+    ids.session_id = tracked.session_id;
+    Users {
+        ids,
+        set_cookies: tracked.set_cookies,
+    }
+}
+
+/// Appends the cookies to the response's headers (one `Set-Cookie` each).
+pub(super) fn append_set_cookies(headers: &mut HeaderMap, cookies: &[String]) {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            headers.append(SET_COOKIE, v);
+        }
+    }
+}
+
+/// The browser SDK's cookies of a request (SPEC 6.4).
+fn request_cookies(headers: &HeaderMap) -> UserCookies {
     UserCookies::parse_lines(
         headers
             .get_all(COOKIE)
@@ -69,7 +98,7 @@ fn attributes(secure: bool, max_age: u64) -> String {
     format!("; Max-Age={max_age}; Path=/{tail}")
 }
 
-pub(crate) fn track(cookies: &UserCookies, secure: bool, now: SystemTime) -> Tracked {
+fn track(cookies: &UserCookies, secure: bool, now: SystemTime) -> Tracked {
     let now_ms = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);

@@ -1,4 +1,5 @@
 //! Integration tests of tracelink-tower: real servers on 127.0.0.1, real clients.
 
+mod client;
 mod server;
 mod support;

@@ -61,7 +61,8 @@ async fn extract_handler(c: Correlation) -> String {
 
 async fn spawn_handler(c: Correlation) -> String {
     let seen = tokio::spawn(
-        async { tracelink_core::scope::current().map(|c| c.id().to_string()) }.in_current_correlation(),
+        async { tracelink_core::scope::current().map(|c| c.id().to_string()) }
+            .in_current_correlation(),
     )
     .await
     .unwrap();
@@ -478,7 +479,7 @@ async fn hooks_traceresponse_and_user_tracking() {
         )
         .layer(
             CorrelationLayer::new(sink.clone())
-                .with_traceresponse()
+                .traceresponse()
                 .track_users()
                 .on_request(|parts, item| {
                     if let Some(v) = parts.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
@@ -520,3 +521,28 @@ async fn hooks_traceresponse_and_user_tracking() {
 
 #[derive(Clone)]
 struct AuthUser(String);
+
+/// Configuring a clone of a layer leaves the original as it was; both serve.
+#[tokio::test]
+async fn a_cloned_layer_is_configured_on_its_own() {
+    let sink = Arc::new(MemorySink::new());
+    let original = CorrelationLayer::new(sink.clone()).cloud_role("original");
+    let clone = original.clone().cloud_role("clone").traceresponse();
+    let router = |layer: CorrelationLayer| {
+        Router::new()
+            .route("/x", get(|| async { "ok" }))
+            .layer(layer)
+    };
+    let a = serve(router(original)).await;
+    let b = serve(router(clone)).await;
+
+    let (_, h, _) = fetch(a, "/x", &[]).await;
+    assert!(!h.contains_key("traceresponse"));
+    let items = wait_items(&sink, 1).await;
+    assert_eq!(items[0].tags.get("ai.cloud.role"), Some("original"));
+
+    let (_, h, _) = fetch(b, "/x", &[]).await;
+    assert!(h.contains_key("traceresponse"));
+    let items = wait_items(&sink, 1).await;
+    assert_eq!(items[0].tags.get("ai.cloud.role"), Some("clone"));
+}

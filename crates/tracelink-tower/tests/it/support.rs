@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracelink_core::MemorySink;
-use tracelink_core::model::{Request, Telemetry, TelemetryData};
+use tracelink_core::model::{Dependency, Request, Telemetry, TelemetryData};
 
 /// Serves `app` on 127.0.0.1:0 with `ConnectInfo<SocketAddr>`; returns its address.
 pub(crate) async fn serve(app: Router) -> SocketAddr {
@@ -93,5 +93,13 @@ pub(crate) fn request(item: &Telemetry) -> &Request {
     match &item.data {
         TelemetryData::Request(r) => r,
         other => panic!("not a request: {other:?}"),
+    }
+}
+
+/// The Dependency data of an item.
+pub(crate) fn dependency(item: &Telemetry) -> &Dependency {
+    match &item.data {
+        TelemetryData::Dependency(d) => d,
+        other => panic!("not a dependency: {other:?}"),
     }
 }

@@ -1,0 +1,159 @@
+//! The Request item of one request (SPEC 6.1): built when the request starts, completed by the
+//! response head, sent exactly once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::request::Parts;
+use tracelink_core::cookie::UserCookies;
+use tracelink_core::model::{Request as RequestData, TagValue, Telemetry, TelemetryData, tags};
+use tracelink_core::{Correlation, TelemetrySink};
+
+use super::client_addr;
+use super::layer::Config;
+use super::url::{Scheme, request_url};
+
+/// What the Request item of one request is made from, gathered when the request starts.
+pub(super) struct RequestStart<'a> {
+    pub(super) correlation: &'a Correlation,
+    pub(super) parts: &'a Parts,
+    /// The request name (SPEC 6.1).
+    pub(super) name: String,
+    /// The caller's appId, from `Request-Context`.
+    pub(super) source: Option<String>,
+    pub(super) scheme: Scheme,
+    /// The user and session ids.
+    pub(super) users: UserCookies,
+    /// When the duration starts.
+    pub(super) at: Instant,
+}
+
+/// Builds the Request item at the start and sends it exactly once: on [`Recorder::send`],
+/// [`Recorder::fail`], or when dropped.
+pub(super) struct Recorder {
+    sink: Arc<dyn TelemetrySink>,
+    /// `None` once sent.
+    item: Option<Telemetry>,
+    start: Instant,
+    responded: bool,
+}
+
+impl Recorder {
+    pub(super) fn start(cfg: &Config, req: RequestStart<'_>) -> Self {
+        let mut data = RequestData::default();
+        data.name = req.name;
+        data.source = req.source.unwrap_or_default();
+        data.url = request_url(req.parts, req.scheme, &cfg.redaction);
+        let mut item = req.correlation.to_item(data);
+        let t = &mut item.tags;
+        if let Some(role) = &cfg.cloud_role {
+            t.insert(tags::CLOUD_ROLE, role);
+        }
+        if let Some(instance) = &cfg.role_instance {
+            t.insert(tags::CLOUD_ROLE_INSTANCE, instance);
+        }
+        t.insert(
+            tags::INTERNAL_SDK_VERSION,
+            TagValue::from_static(tags::SDK_VERSION),
+        );
+        let users = req.users;
+        for (key, value) in [
+            (tags::USER_ID, users.user_id),
+            (tags::SESSION_ID, users.session_id),
+            (tags::USER_AUTH_USER_ID, users.auth_user_id),
+            (tags::USER_ACCOUNT_ID, users.account_id),
+            (
+                tags::LOCATION_IP,
+                client_addr::client_ip(req.parts, &cfg.trusted).map(|ip| ip.to_string()),
+            ),
+        ] {
+            if let Some(v) = value {
+                t.insert(key, v);
+            }
+        }
+        if let Some(hook) = &cfg.on_request {
+            hook(req.parts, &mut item);
+        }
+        Self {
+            sink: Arc::clone(&cfg.sink),
+            item: Some(item),
+            start: req.at,
+            responded: false,
+        }
+    }
+
+    fn request(&mut self) -> Option<&mut RequestData> {
+        match self.item.as_mut().map(|i| &mut i.data) {
+            Some(TelemetryData::Request(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Sets a custom property of the item (unless sent).
+    fn property(&mut self, key: &str, value: String) {
+        if let Some(item) = &mut self.item {
+            item.properties.insert(key.to_owned(), value);
+        }
+    }
+
+    /// The response head is ready: its status, and the `on_response` hook.
+    pub(super) fn response(&mut self, parts: &http::response::Parts, success: bool, cfg: &Config) {
+        if let Some(r) = self.request() {
+            r.response_code = tracelink_core::model::status_code(parts.status.as_u16());
+            r.success = success;
+        }
+        self.responded = true;
+        if let (Some(hook), Some(item)) = (&cfg.on_response, &mut self.item) {
+            hook(parts, item);
+        }
+    }
+
+    /// Sends the item as failed without a response head.
+    pub(super) fn fail(mut self, code: &'static str, error: Option<&str>) {
+        if let Some(r) = self.request() {
+            r.response_code = code.into();
+            r.success = false;
+        }
+        if let Some(e) = error {
+            self.property("error", e.to_owned());
+        }
+        self.send();
+    }
+
+    /// Sends the item as failed while its body was sent.
+    pub(super) fn body_failed(&mut self, error: String) {
+        if let Some(r) = self.request() {
+            r.success = false;
+        }
+        self.property("error", error);
+        self.send();
+    }
+
+    /// Sends the item, with its duration until now (once; later calls do nothing).
+    pub(super) fn send(&mut self) {
+        let Some(mut item) = self.item.take() else {
+            return;
+        };
+        if let TelemetryData::Request(r) = &mut item.data {
+            r.duration = self.start.elapsed();
+        }
+        self.sink.send(item);
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if self.item.is_none() {
+            return;
+        }
+        if self.responded {
+            // The body was dropped before its end: the client went away.
+            self.property("aborted", "true".into());
+        } else if let Some(r) = self.request() {
+            // No response head: the client closed the request (nginx's 499).
+            r.response_code = "499".into();
+            r.success = false;
+        }
+        self.send();
+    }
+}
