@@ -288,7 +288,13 @@ use std::future::Future;
 /// A span's links map to `_MS.links`, as the Application Insights SDKs write it.
 #[test]
 fn span_links_become_ms_links() {
-    let mut consumer = span(SpanKind::Consumer, "process batch", "00f067aa0ba902b7", None, vec![]);
+    let mut consumer = span(
+        SpanKind::Consumer,
+        "process batch",
+        "00f067aa0ba902b7",
+        None,
+        vec![],
+    );
     let linked = SpanContext::new(
         TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
         SpanId::from_hex("b7ad6b7169203331").unwrap(),
@@ -296,11 +302,17 @@ fn span_links_become_ms_links() {
         true,
         TraceState::default(),
     );
-    consumer.links.links.push(opentelemetry::trace::Link::with_context(linked));
+    consumer
+        .links
+        .links
+        .push(opentelemetry::trace::Link::with_context(linked));
     let items = export(vec![consumer]);
-    let links: Value =
-        serde_json::from_str(items[0]["data"]["baseData"]["properties"]["_MS.links"].as_str().unwrap())
-            .unwrap();
+    let links: Value = serde_json::from_str(
+        items[0]["data"]["baseData"]["properties"]["_MS.links"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         links,
         serde_json::json!([{"operation_Id": "4bf92f3577b34da6a3ce929d0e0e4736", "id": "b7ad6b7169203331"}])

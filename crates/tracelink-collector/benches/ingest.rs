@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use tracelink_collector::{Collector, Config};
 use tracelink_core::model::{Request, tags};
 use tracelink_core::{Correlation, Propagation, SamplingDecision};
-use tracelink_collector::{Collector, Config};
 
 const POSTERS: usize = 4;
 const POSTS_PER_POSTER: usize = 100;

@@ -455,7 +455,10 @@ mod tests {
         // A duplicate does not count towards the 32 members, an invalid one still spoils all.
         let mut m: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
         m.push("k0=again".into());
-        assert_eq!(TraceState::parse(&m.join(",")).unwrap().members().count(), 32);
+        assert_eq!(
+            TraceState::parse(&m.join(",")).unwrap().members().count(),
+            32
+        );
         assert_eq!(kind("a=1,a=2,B=3"), Some(ParseErrorKind::InvalidKey));
     }
 

@@ -193,7 +193,10 @@ fn text(attrs: &[KeyValue], names: &[&str]) -> Option<String> {
 
 /// A status code attribute as `responseCode`/`resultCode` text (no allocation for 100-999).
 fn http_status(code: i64) -> Cow<'static, str> {
-    u16::try_from(code).map_or_else(|_| code.to_string().into(), tracelink_core::model::status_code)
+    u16::try_from(code).map_or_else(
+        |_| code.to_string().into(),
+        tracelink_core::model::status_code,
+    )
 }
 
 fn status_code(attrs: &[KeyValue]) -> Option<i64> {

@@ -45,7 +45,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tracelink_core::model::{Dependency, Exception, SeverityLevel, TagValue, Telemetry, Trace, tags};
+use tracelink_core::model::{
+    Dependency, Exception, SeverityLevel, TagValue, Telemetry, Trace, tags,
+};
 use tracelink_core::{Correlation, TelemetrySink, scope};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};

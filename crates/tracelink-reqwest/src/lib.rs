@@ -42,7 +42,9 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 use tracelink_core::TelemetrySink;
 use tracelink_core::dependency::OutgoingCall;
-pub use tracelink_core::dependency::{CallError, DependencyConfig, DependencyName, SkipPropagation};
+pub use tracelink_core::dependency::{
+    CallError, DependencyConfig, DependencyName, SkipPropagation,
+};
 
 /// The middleware; see the crate docs.
 #[derive(Clone, Debug)]

@@ -175,7 +175,10 @@ pub(crate) fn uninstall(shared: &Arc<Shared>) {
 
 /// The client of the running setup, if any.
 pub fn current_client() -> Option<Client> {
-    GLOBAL.read().unwrap_or_else(PoisonError::into_inner).clone()
+    GLOBAL
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
 }
 
 fn with_client(f: impl FnOnce(&Client)) {

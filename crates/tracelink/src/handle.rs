@@ -8,9 +8,9 @@ use std::time::Duration;
 use tracelink_core::model::{TagValue, Telemetry, tags};
 use tracelink_core::{Propagation, SamplingDecision, TelemetrySink, TraceId};
 
+use crate::InitError;
 use crate::client::{self, Client};
 use crate::setup::{Builder, Settings, UserTracking};
-use crate::InitError;
 
 /// What every part of tracelink shares: where items go, and the settings.
 pub(crate) struct Shared {
@@ -112,7 +112,13 @@ impl Settings {
 }
 
 impl Tracelink {
-    pub(crate) fn start(mut builder: Builder, settings: Settings) -> Result<Self, InitError> {
+    /// Starts the setup; `global`: also the client of the free functions and the panic
+    /// hook (always, except in this crate's unit tests, which run side by side).
+    pub(crate) fn start(
+        mut builder: Builder,
+        settings: Settings,
+        global: bool,
+    ) -> Result<Self, InitError> {
         #[cfg(feature = "export")]
         let mut export = None;
         let sink: Arc<dyn TelemetrySink> = match builder.sink.take() {
@@ -137,7 +143,10 @@ impl Tracelink {
             }
         };
         let shared = Arc::new(Shared { sink, settings });
-        client::install(Client::new(shared.clone()));
+        if global {
+            client::install(Client::new(shared.clone()));
+            crate::panic::install();
+        }
         Ok(Self {
             shared,
             user_tracking: builder.user_tracking,
@@ -214,7 +223,10 @@ impl Tracelink {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "reqwest")]
-    pub fn reqwest_client(&self, client: reqwest::Client) -> reqwest_middleware::ClientWithMiddleware {
+    pub fn reqwest_client(
+        &self,
+        client: reqwest::Client,
+    ) -> reqwest_middleware::ClientWithMiddleware {
         reqwest_middleware::ClientBuilder::new(client)
             .with(self.reqwest_middleware())
             .build()

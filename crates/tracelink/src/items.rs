@@ -142,7 +142,8 @@ impl Exception {
             if x.exceptions.len() == MAX_CAUSES {
                 break;
             }
-            x.exceptions.push(details(debug_type_name(e), e.to_string()));
+            x.exceptions
+                .push(details(debug_type_name(e), e.to_string()));
             cause = e.source();
         }
         Self {

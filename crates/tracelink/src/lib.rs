@@ -60,6 +60,9 @@
 //! - The free functions use the client of the running setup, as `tracing`'s macros use the
 //!   current subscriber; they do nothing before [`init`] and after shutdown. The explicit
 //!   [`Client`] works the same.
+//! - [`init`] installs a panic hook (chained to the one before it): a panic becomes an
+//!   Exception item ([`PANIC_TYPE`], its message, and its location as property and stack)
+//!   under the operation it happened in, and the server layer records the request as failed.
 //! - A message consumer takes the user context from the message only when asked
 //!   ([`Operation::user_from_message`]).
 //!
@@ -87,6 +90,7 @@ mod handle;
 mod items;
 pub mod messaging;
 mod operation;
+mod panic;
 mod setup;
 
 pub use client::{
@@ -95,8 +99,11 @@ pub use client::{
 };
 pub use error::{InitError, InitErrorKind};
 pub use handle::Tracelink;
-pub use items::{DependencyCall, Event, Exception, Metric, PageView, RequestRecord, Severity, Trace};
+pub use items::{
+    DependencyCall, Event, Exception, Metric, PageView, RequestRecord, Severity, Trace,
+};
 pub use operation::{LINKS_PROPERTY, Operation, OperationGuard};
+pub use panic::PANIC_TYPE;
 pub use setup::{
     Builder, DEFAULT_SHUTDOWN_TIMEOUT, LOCAL_CONNECTION_STRING, PROPAGATION_ENV, UserTracking,
     builder, init,

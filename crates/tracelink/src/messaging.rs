@@ -210,10 +210,16 @@ mod tests {
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
         );
         let i = extract(&props, &cfg).unwrap();
-        assert_eq!(i.trace_id().to_hex().as_str(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            i.trace_id().to_hex().as_str(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
         let mut props: HashMap<String, String> = HashMap::new();
         props.insert("diagnostic-id".into(), "|abc123.1.".into());
-        let i = extract(&props, &Propagation::default().mode(PropagationMode::Hierarchical));
+        let i = extract(
+            &props,
+            &Propagation::default().mode(PropagationMode::Hierarchical),
+        );
         assert_eq!(i.unwrap().parent_id().unwrap().to_string(), "|abc123.1.");
     }
 
@@ -221,7 +227,10 @@ mod tests {
     fn hostile_properties_are_ignored() {
         let cfg = Propagation::default();
         for (k, v) in [
-            ("traceparent", "00-00000000000000000000000000000000-b7ad6b7169203331-01".to_owned()),
+            (
+                "traceparent",
+                "00-00000000000000000000000000000000-b7ad6b7169203331-01".to_owned(),
+            ),
             ("Diagnostic-Id", "x".repeat(100_000)),
             ("Request-Id", "\u{0}\u{1}|".to_owned()),
             ("traceparent", "zz".to_owned()),

@@ -197,12 +197,8 @@ impl Operation {
             (None, Some(parent), Kind::Dependency { .. }) => parent.new_child(),
             (None, _, _) => {
                 let trace_id = tracelink_core::TraceId::random();
-                let root = Correlation::root(
-                    trace_id,
-                    &propagation,
-                    sampling(trace_id),
-                    Some(&self.name),
-                );
+                let root =
+                    Correlation::root(trace_id, &propagation, sampling(trace_id), Some(&self.name));
                 if let Some(user) = current.as_ref().and_then(Correlation::user) {
                     root.set_user((*user).clone());
                 }
@@ -387,7 +383,7 @@ mod tests {
         let sink = Arc::new(MemorySink::new());
         let t = crate::Builder::from_vars([("OTEL_SERVICE_NAME", "jobs")])
             .sink(sink.clone())
-            .init()
+            .init_local()
             .unwrap();
         let c = t.client();
         (sink, t, c)

@@ -14,8 +14,7 @@ use crate::handle::Tracelink;
 
 /// The connection string used when none is configured: the local collector
 /// (`tracelink-collector`, listening on 127.0.0.1:7421 by default).
-pub const LOCAL_CONNECTION_STRING: &str =
-    "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:7421";
+pub const LOCAL_CONNECTION_STRING: &str = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:7421";
 
 /// Environment variable choosing the propagation mode: `default` (W3C with the legacy
 /// headers for back-compat), `w3c` or `hierarchical`.
@@ -117,7 +116,10 @@ pub enum UserTracking {
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
-            .field("connection_string", &self.connection_string.as_ref().map(|_| "…"))
+            .field(
+                "connection_string",
+                &self.connection_string.as_ref().map(|_| "…"),
+            )
             .field("role", &self.role)
             .field("role_instance", &self.role_instance)
             .field("application_version", &self.application_version)
@@ -177,7 +179,9 @@ impl Builder {
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         Self::new(Vars::Map(
-            vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         ))
     }
 
@@ -278,7 +282,14 @@ impl Builder {
     /// free functions ([`track_event`](crate::track_event), ...).
     pub fn init(self) -> Result<Tracelink, InitError> {
         let settings = self.resolve()?;
-        Tracelink::start(self, settings)
+        Tracelink::start(self, settings, true)
+    }
+
+    /// Like [`Builder::init`], without the process-wide client and panic hook.
+    #[cfg(test)]
+    pub(crate) fn init_local(self) -> Result<Tracelink, InitError> {
+        let settings = self.resolve()?;
+        Tracelink::start(self, settings, false)
     }
 
     /// Everything read and checked, before anything starts.
@@ -288,12 +299,14 @@ impl Builder {
             Some(s) => (s.clone(), "connection_string"),
             None => match v.get(connection_string::ENV_VAR)? {
                 Some(s) => (s, connection_string::ENV_VAR),
-                None => (LOCAL_CONNECTION_STRING.to_owned(), "LOCAL_CONNECTION_STRING"),
+                None => (
+                    LOCAL_CONNECTION_STRING.to_owned(),
+                    "LOCAL_CONNECTION_STRING",
+                ),
             },
         };
-        let connection = ConnectionString::parse(&text).map_err(|e| {
-            InitError::new(InitErrorKind::ConnectionString, key, Some(Box::new(e)))
-        })?;
+        let connection = ConnectionString::parse(&text)
+            .map_err(|e| InitError::new(InitErrorKind::ConnectionString, key, Some(Box::new(e))))?;
         let resource = match v.get(OTEL_RESOURCE_ATTRIBUTES)? {
             Some(s) => resource_attributes(&s),
             None => HashMap::new(),
@@ -350,7 +363,10 @@ impl Builder {
             v.get(OTEL_TRACES_SAMPLER)?.as_deref().map(str::trim),
             v.get(OTEL_TRACES_SAMPLER_ARG)?,
         ) {
-            (Some("microsoft.fixed_percentage" | "traceidratio" | "parentbased_traceidratio"), arg) => {
+            (
+                Some("microsoft.fixed_percentage" | "traceidratio" | "parentbased_traceidratio"),
+                arg,
+            ) => {
                 let ratio = match arg {
                     None => 1.0,
                     Some(a) => a
@@ -474,14 +490,21 @@ mod tests {
     fn role_and_instance_in_order_of_precedence() {
         let s = resolve(&[
             ("OTEL_SERVICE_NAME", "svc"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=res,service.instance.id=pod%2D7,service.version=1.2"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=res,service.instance.id=pod%2D7,service.version=1.2",
+            ),
             ("WEBSITE_SITE_NAME", "site"),
             ("WEBSITE_INSTANCE_ID", "inst"),
         ])
         .unwrap();
         assert_eq!((&*s.role, &*s.instance), ("svc", "pod-7"));
         assert_eq!(s.version.as_deref(), Some("1.2"));
-        let s = resolve(&[("WEBSITE_SITE_NAME", "site"), ("WEBSITE_INSTANCE_ID", "inst")]).unwrap();
+        let s = resolve(&[
+            ("WEBSITE_SITE_NAME", "site"),
+            ("WEBSITE_INSTANCE_ID", "inst"),
+        ])
+        .unwrap();
         assert_eq!((&*s.role, &*s.instance), ("site", "inst"));
         let s = resolve(&[("HOSTNAME", "host-1")]).unwrap();
         assert_eq!(&*s.instance, "host-1");
@@ -507,9 +530,15 @@ mod tests {
             src = s.source();
         }
         assert!(!chain.contains("secret-host"), "{chain}");
-        let bad_app_id = "InstrumentationKey=00000000-0000-0000-0000-000000000001;ApplicationId=a b";
+        let bad_app_id =
+            "InstrumentationKey=00000000-0000-0000-0000-000000000001;ApplicationId=a b";
         let e = resolve(&[("APPLICATIONINSIGHTS_CONNECTION_STRING", bad_app_id)]).unwrap_err();
-        assert!(std::error::Error::source(&e).unwrap().to_string().contains("ApplicationId"));
+        assert!(
+            std::error::Error::source(&e)
+                .unwrap()
+                .to_string()
+                .contains("ApplicationId")
+        );
         for (key, value) in [
             ("TRACELINK_PROPAGATION", "w4c"),
             ("OTEL_TRACES_SAMPLER", "sometimes"),
@@ -533,7 +562,10 @@ mod tests {
             ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
         ])
         .unwrap();
-        assert_eq!(s.propagation.propagation_mode(), PropagationMode::Hierarchical);
+        assert_eq!(
+            s.propagation.propagation_mode(),
+            PropagationMode::Hierarchical
+        );
         assert_eq!(s.sampling_percentage, Some(25.0));
         let s = resolve(&[("TRACELINK_PROPAGATION", "w3c")]).unwrap();
         assert_eq!(s.propagation.propagation_mode(), PropagationMode::W3c);

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
-use tracelink_core::cookie::UserCookies;
 use tracelink_core::model::{Request as RequestData, TagValue, Telemetry, TelemetryData, tags};
 use tracelink_core::{Correlation, TelemetrySink};
 
@@ -22,8 +21,6 @@ pub(super) struct RequestStart<'a> {
     /// The caller's appId, from `Request-Context`.
     pub(super) source: Option<String>,
     pub(super) scheme: Scheme,
-    /// The user and session ids.
-    pub(super) users: UserCookies,
     /// When the duration starts.
     pub(super) at: Instant,
 }
@@ -32,6 +29,8 @@ pub(super) struct RequestStart<'a> {
 /// [`Recorder::fail`], or when dropped.
 pub(super) struct Recorder {
     sink: Arc<dyn TelemetrySink>,
+    /// Read again at the end: the handler may have set the authenticated user.
+    correlation: Correlation,
     /// `None` once sent.
     item: Option<Telemetry>,
     start: Instant,
@@ -56,26 +55,15 @@ impl Recorder {
             tags::INTERNAL_SDK_VERSION,
             TagValue::from_static(tags::SDK_VERSION),
         );
-        let users = req.users;
-        for (key, value) in [
-            (tags::USER_ID, users.user_id),
-            (tags::SESSION_ID, users.session_id),
-            (tags::USER_AUTH_USER_ID, users.auth_user_id),
-            (tags::USER_ACCOUNT_ID, users.account_id),
-            (
-                tags::LOCATION_IP,
-                client_addr::client_ip(req.parts, &cfg.trusted).map(|ip| ip.to_string()),
-            ),
-        ] {
-            if let Some(v) = value {
-                t.insert(key, v);
-            }
+        if let Some(ip) = client_addr::client_ip(req.parts, &cfg.trusted) {
+            t.insert(tags::LOCATION_IP, ip.to_string());
         }
         if let Some(hook) = &cfg.on_request {
             hook(req.parts, &mut item);
         }
         Self {
             sink: Arc::clone(&cfg.sink),
+            correlation: req.correlation.clone(),
             item: Some(item),
             start: req.at,
             responded: false,
@@ -136,6 +124,9 @@ impl Recorder {
         };
         if let TelemetryData::Request(r) = &mut item.data {
             r.duration = self.start.elapsed();
+        }
+        if let Some(user) = self.correlation.user() {
+            user.annotate(&mut item);
         }
         self.sink.send(item);
     }

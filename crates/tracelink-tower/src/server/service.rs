@@ -11,7 +11,7 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 use tracelink_core::scope::Scoped;
-use tracelink_core::{Correlation, SamplingDecision, extract};
+use tracelink_core::{Correlation, SamplingDecision, UserContext, extract};
 
 use super::body::ResponseBody;
 use super::future::{ResponseFuture, State};
@@ -198,6 +198,13 @@ fn prepare<M: MakeName>(
     } else {
         Users::default()
     };
+    // The operation's user context: every item recorded in it carries the ids (SPEC 6.4).
+    if users.ids.user_id.is_some()
+        || users.ids.session_id.is_some()
+        || users.ids.auth_user_id.is_some()
+    {
+        correlation.set_user(UserContext::from_cookies(&users.ids));
+    }
     // Boxed: the futures and bodies that carry it are moved several times per request, and
     // an unsampled request should not move a Request item's worth of empty bytes.
     let recorder = correlation.is_sampled().then(|| {
@@ -209,7 +216,6 @@ fn prepare<M: MakeName>(
                 name,
                 source,
                 scheme,
-                users: users.ids,
                 at,
             },
         ))
