@@ -135,7 +135,7 @@ async fn frontend(
             .build()
             .unwrap(),
     )
-    .with(DependencyMiddleware::with_config(client_cfg))
+    .with(DependencyMiddleware::from_config(client_cfg))
     .build();
     let app = Router::new()
         .route("/orders/{id}", get(call_backend))
@@ -361,7 +361,7 @@ async fn excluded_and_allowed_hosts() {
             p = p.allow_host("127.0.0.1");
         }
         let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-            .with(DependencyMiddleware::with_config(
+            .with(DependencyMiddleware::from_config(
                 DependencyConfig::new(sink.clone()).propagation(p),
             ))
             .build();

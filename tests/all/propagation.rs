@@ -14,7 +14,7 @@ impl Service {
             cfg: Propagation::default()
                 .mode(mode)
                 .app_id(AppId::new(app).unwrap())
-                .with_w3c_baggage(),
+                .w3c_baggage(),
         }
     }
 

@@ -20,7 +20,7 @@ fn big(n: usize) -> String {
 fn items() -> Vec<Telemetry> {
     let op = Correlation::new_root_named(
         &Propagation::default(),
-        SamplingDecision::new(25.0, true),
+        SamplingDecision::kept(25.0),
         Some("GET /x"),
     );
     let mut r = Request::new(big(1500), "500", Duration::from_secs(90_000));

@@ -146,13 +146,13 @@ impl DependencyConfig {
     }
 
     /// `ai.cloud.role` of the items.
-    pub fn cloud_role(mut self, role: &str) -> Self {
+    pub fn cloud_role(mut self, role: impl Into<Arc<str>>) -> Self {
         self.cloud_role = Some(role.into());
         self
     }
 
     /// `ai.cloud.roleInstance` of the items.
-    pub fn role_instance(mut self, instance: &str) -> Self {
+    pub fn role_instance(mut self, instance: impl Into<Arc<str>>) -> Self {
         self.role_instance = Some(instance.into());
         self
     }

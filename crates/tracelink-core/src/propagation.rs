@@ -79,7 +79,7 @@ impl Propagation {
     }
 
     /// Also send the W3C `baggage` header besides `Correlation-Context` (SPEC 4.3).
-    pub fn with_w3c_baggage(mut self) -> Self {
+    pub fn w3c_baggage(mut self) -> Self {
         self.w3c_baggage = true;
         self
     }

@@ -102,11 +102,26 @@ impl SamplingDecision {
         }
     }
 
-    /// A decision made elsewhere.
-    pub const fn new(percentage: f64, sampled: bool) -> Self {
+    /// A decision made elsewhere to keep the operation, at `percentage`.
+    ///
+    /// ```
+    /// use tracelink_core::SamplingDecision;
+    ///
+    /// assert!(SamplingDecision::kept(25.0).is_sampled());
+    /// assert!(!SamplingDecision::dropped(25.0).is_sampled());
+    /// ```
+    pub const fn kept(percentage: f64) -> Self {
         Self {
             percentage,
-            sampled,
+            sampled: true,
+        }
+    }
+
+    /// A decision made elsewhere to drop the operation, sampled at `percentage`.
+    pub const fn dropped(percentage: f64) -> Self {
+        Self {
+            percentage,
+            sampled: false,
         }
     }
 

@@ -217,7 +217,7 @@ impl TracelinkLayer {
     }
 
     /// `ai.cloud.role` of the items.
-    pub fn cloud_role(mut self, role: &str) -> Self {
+    pub fn cloud_role(mut self, role: impl Into<Arc<str>>) -> Self {
         self.cloud_role = Some(role.into());
         self
     }

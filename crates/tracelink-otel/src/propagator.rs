@@ -90,7 +90,7 @@ impl LegacyPropagator {
     }
 
     /// Also inject `Request-Context: appId=cid-v1:<app_id>`.
-    pub fn with_app_id(app_id: AppId) -> Self {
+    pub fn from_app_id(app_id: AppId) -> Self {
         Self {
             app_id: Some(app_id),
         }
@@ -247,7 +247,7 @@ mod tests {
             .with_remote_span_context(sc)
             .with_baggage(vec![KeyValue::new("tenant", "contoso")]);
         let mut out: HashMap<String, String> = HashMap::new();
-        LegacyPropagator::with_app_id(AppId::new("me").unwrap()).inject_context(&cx, &mut out);
+        LegacyPropagator::from_app_id(AppId::new("me").unwrap()).inject_context(&cx, &mut out);
         assert_eq!(
             out["request-id"],
             "|0af7651916cd43dd8448eb211c80319c.b7ad6b7169203331."

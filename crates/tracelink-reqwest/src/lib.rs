@@ -55,12 +55,12 @@ pub struct DependencyMiddleware {
 impl DependencyMiddleware {
     /// Records into `sink` with the default configuration.
     pub fn new(sink: impl TelemetrySink) -> Self {
-        Self::with_config(DependencyConfig::new(sink))
+        Self::from_config(DependencyConfig::new(sink))
     }
 
     /// A full configuration (propagation mode, own appId, excluded hosts, redaction, cloud
     /// role).
-    pub fn with_config(config: DependencyConfig) -> Self {
+    pub fn from_config(config: DependencyConfig) -> Self {
         Self {
             config: Arc::new(config),
         }

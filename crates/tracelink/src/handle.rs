@@ -210,7 +210,7 @@ impl Tracelink {
     /// headers injected.
     #[cfg(feature = "reqwest")]
     pub fn reqwest_middleware(&self) -> tracelink_reqwest::DependencyMiddleware {
-        tracelink_reqwest::DependencyMiddleware::with_config(self.dependency_config())
+        tracelink_reqwest::DependencyMiddleware::from_config(self.dependency_config())
     }
 
     /// `client` with [`Tracelink::reqwest_middleware`]: the usual way to call other services.

@@ -12,7 +12,7 @@ fn main() {
     let sink = MemorySink::new();
     let cfg = Propagation::default()
         .app_id(AppId::new("orders-app-id").expect("valid app id"))
-        .with_w3c_baggage();
+        .w3c_baggage();
 
     // The headers the Node SDK sent in the recorded capture (tests/data/captures).
     let mut incoming = HeaderMap::new();

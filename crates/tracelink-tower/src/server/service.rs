@@ -99,7 +99,7 @@ where
         let sampling = if record {
             cfg.sink.sampling(incoming.trace_id())
         } else {
-            SamplingDecision::new(100.0, false)
+            SamplingDecision::dropped(100.0)
         };
         // DESIGN invariant 4: an unsampled request costs propagation only. It records no item,
         // nor do its children, so it needs no name, no clock and no look at its head (unless
