@@ -73,14 +73,8 @@ impl Known {
 /// [`http::HeaderValue`], whose bytes the parsers check themselves and which what is kept of
 /// it can share instead of copying.
 ///
-/// ```
-/// use tracelink_core::carrier::Line;
-///
-/// let line = Line::from("congo=t61rcWkgMzE");
-/// assert_eq!(line.text(), "congo=t61rcWkgMzE");
-/// ```
 #[derive(Clone, Copy)]
-pub struct Line<'a>(LineRepr<'a>);
+pub(crate) struct Line<'a>(LineRepr<'a>);
 
 #[derive(Clone, Copy)]
 enum LineRepr<'a> {
@@ -92,16 +86,8 @@ enum LineRepr<'a> {
 impl<'a> Line<'a> {
     /// The line as text; a value that is not visible ASCII is `"\0"`, which no parser
     /// accepts (see the [module docs](crate::carrier)).
-    ///
-    /// ```
-    /// use http::HeaderValue;
-    /// use tracelink_core::carrier::Line;
-    ///
-    /// let bad = HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap();
-    /// assert_eq!(Line::from(&bad).text(), "\0");
-    /// ```
     #[inline]
-    pub fn text(&self) -> &'a str {
+    pub(crate) fn text(&self) -> &'a str {
         match self.0 {
             LineRepr::Text(t) => t,
             #[cfg(feature = "http")]
@@ -161,11 +147,11 @@ impl core::fmt::Debug for Line<'_> {
 /// The first line of a header and whether there are more, as collected by
 /// [`Extractor::correlation_headers`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Lines<'a> {
+pub(crate) struct Lines<'a> {
     /// The first value line.
-    pub first: Option<Line<'a>>,
+    pub(crate) first: Option<Line<'a>>,
     /// Whether the header has more than one line.
-    pub more: bool,
+    pub(crate) more: bool,
 }
 
 impl<'a> Lines<'a> {
@@ -177,49 +163,37 @@ impl<'a> Lines<'a> {
     }
 
     /// Whether the header is absent.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.first.is_none()
     }
 
     /// The first line, when it is the only one.
-    ///
-    /// ```
-    /// use tracelink_core::carrier::{CorrelationHeaders, Extractor};
-    ///
-    /// let mut h = http::HeaderMap::new();
-    /// h.append("traceparent", "a".parse().unwrap());
-    /// assert_eq!(h.correlation_headers().traceparent.single().map(|l| l.text()), Some("a"));
-    /// h.append("traceparent", "b".parse().unwrap());
-    /// assert!(h.correlation_headers().traceparent.single().is_none());
-    /// # let _ = CorrelationHeaders::default();
-    /// ```
     #[inline]
-    pub fn single(&self) -> Option<Line<'a>> {
+    pub(crate) fn single(&self) -> Option<Line<'a>> {
         self.first.filter(|_| !self.more)
     }
 }
 
 /// The correlation headers of a carrier, collected at once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CorrelationHeaders<'a> {
+pub(crate) struct CorrelationHeaders<'a> {
     /// `traceparent`.
-    pub traceparent: Lines<'a>,
+    pub(crate) traceparent: Lines<'a>,
     /// `tracestate`.
-    pub tracestate: Lines<'a>,
+    pub(crate) tracestate: Lines<'a>,
     /// `baggage`.
-    pub baggage: Lines<'a>,
+    pub(crate) baggage: Lines<'a>,
     /// `request-id`.
-    pub request_id: Lines<'a>,
+    pub(crate) request_id: Lines<'a>,
     /// `correlation-context`.
-    pub correlation_context: Lines<'a>,
+    pub(crate) correlation_context: Lines<'a>,
     /// `request-context`.
-    pub request_context: Lines<'a>,
+    pub(crate) request_context: Lines<'a>,
 }
 
 impl<'a> CorrelationHeaders<'a> {
     /// Files a header line under its name, ignoring names that are not correlation headers.
-    pub fn push(&mut self, name: &str, line: impl Into<Line<'a>>) {
+    pub(crate) fn push(&mut self, name: &str, line: impl Into<Line<'a>>) {
         if let Some(slot) = Known::of(name).and_then(|k| self.slot(k)) {
             slot.push(line.into());
         }
@@ -249,24 +223,37 @@ pub trait Extractor {
         self.get_all(name).next()
     }
 
-    /// The six correlation headers. The default asks [`Extractor::get_all`] for each;
-    /// carriers that can do better (one pass over a small map) override it.
-    fn correlation_headers(&self) -> CorrelationHeaders<'_> {
-        let mut c = CorrelationHeaders::default();
-        for name in [
-            headers::TRACEPARENT,
-            headers::TRACESTATE,
-            headers::BAGGAGE,
-            headers::REQUEST_ID,
-            headers::CORRELATION_CONTEXT,
-            headers::REQUEST_CONTEXT,
-        ] {
-            for line in self.get_all(name).take(2) {
-                c.push(name, line);
-            }
-        }
-        c
+    /// The carrier as an [`http::HeaderMap`], when it is one: extraction then reads the map
+    /// in one pass and keeps the values it needs as they are, sharing their bytes. Other
+    /// carriers keep the default, `None`.
+    #[cfg(feature = "http")]
+    fn header_map(&self) -> Option<&http::HeaderMap> {
+        None
     }
+}
+
+/// The six correlation headers of a carrier: from a [`http::HeaderMap`] in one pass, from
+/// others through [`Extractor::get_all`].
+#[inline]
+pub(crate) fn correlation_headers<E: Extractor + ?Sized>(carrier: &E) -> CorrelationHeaders<'_> {
+    #[cfg(feature = "http")]
+    if let Some(map) = carrier.header_map() {
+        return http_impl::correlation_headers(map);
+    }
+    let mut c = CorrelationHeaders::default();
+    for name in [
+        headers::TRACEPARENT,
+        headers::TRACESTATE,
+        headers::BAGGAGE,
+        headers::REQUEST_ID,
+        headers::CORRELATION_CONTEXT,
+        headers::REQUEST_CONTEXT,
+    ] {
+        for line in carrier.get_all(name).take(2) {
+            c.push(name, line);
+        }
+    }
+    c
 }
 
 /// Writes header values.
@@ -289,46 +276,53 @@ pub trait Injector: Extractor {
         true
     }
 
-    /// Like [`Injector::set_if_absent`], with a value tracelink formatted itself as header
-    /// bytes (visible ASCII), such as a `traceparent`. The default sets it as text; carriers
-    /// of [`http::HeaderValue`]s make one from the bytes without reading them as text first.
-    ///
-    /// ```
-    /// use std::collections::HashMap;
-    /// use tracelink_core::carrier::Injector;
-    ///
-    /// let mut props: HashMap<String, String> = HashMap::new();
-    /// assert!(props.set_ascii_if_absent("request-id", b"|abc.1."));
-    /// assert!(!props.set_ascii_if_absent("request-id", b"|def.1.")); // never replaced
-    /// assert_eq!(props["request-id"], "|abc.1.");
-    /// ```
-    fn set_ascii_if_absent(&mut self, name: &'static str, value: &[u8]) -> bool {
-        core::str::from_utf8(value).is_ok_and(|v| self.set_if_absent(name, v))
-    }
-
-    /// Like [`Injector::set_if_absent`], with a value tracelink already holds as an
-    /// [`http::HeaderValue`] (a received `tracestate`, the own `Request-Context`). The
-    /// default sets its text; carriers of `HeaderValue`s share it instead of copying.
-    ///
-    /// ```
-    /// use http::{HeaderMap, HeaderValue};
-    /// use tracelink_core::carrier::Injector;
-    ///
-    /// let mut h = HeaderMap::new();
-    /// let v = HeaderValue::from_static("appId=cid-v1:me");
-    /// assert!(h.set_value_if_absent("request-context", &v));
-    /// assert!(!h.set_value_if_absent("request-context", &v)); // never replaced
-    /// assert_eq!(h["request-context"], v);
-    /// ```
+    /// The carrier as an [`http::HeaderMap`], when it is one: injection then makes header
+    /// values from the bytes tracelink formatted, and shares values it holds already (a
+    /// received `tracestate`, the own `Request-Context`) instead of copying them. Other
+    /// carriers keep the default, `None`.
     #[cfg(feature = "http")]
-    fn set_value_if_absent(&mut self, name: &'static str, value: &http::HeaderValue) -> bool {
-        value.to_str().is_ok_and(|v| self.set_if_absent(name, v))
+    fn header_map_mut(&mut self) -> Option<&mut http::HeaderMap> {
+        None
     }
+}
+
+/// Sets `name` unless it has a value, to a value tracelink formatted itself as header bytes
+/// (visible ASCII), such as a `traceparent`.
+#[inline]
+pub(crate) fn set_ascii_if_absent<I: Injector + ?Sized>(
+    carrier: &mut I,
+    name: &'static str,
+    value: &[u8],
+) -> bool {
+    #[cfg(feature = "http")]
+    if let Some(map) = carrier.header_map_mut() {
+        return http_impl::insert_if_absent(map, name, || http::HeaderValue::from_bytes(value).ok());
+    }
+    core::str::from_utf8(value).is_ok_and(|v| carrier.set_if_absent(name, v))
+}
+
+/// Sets `name` unless it has a value, to a value tracelink holds as a header value already.
+#[cfg(feature = "http")]
+#[inline]
+pub(crate) fn set_value_if_absent<I: Injector + ?Sized>(
+    carrier: &mut I,
+    name: &'static str,
+    value: &http::HeaderValue,
+) -> bool {
+    if let Some(map) = carrier.header_map_mut() {
+        return http_impl::insert_if_absent(map, name, || Some(value.clone()));
+    }
+    value.to_str().is_ok_and(|v| carrier.set_if_absent(name, v))
 }
 
 impl<T: Extractor + ?Sized> Extractor for &T {
     fn get_all(&self, name: &str) -> impl Iterator<Item = &str> {
         (**self).get_all(name)
+    }
+
+    #[cfg(feature = "http")]
+    fn header_map(&self) -> Option<&http::HeaderMap> {
+        (**self).header_map()
     }
 }
 
@@ -394,7 +388,7 @@ mod http_impl {
     }
 
     /// Inserts under `name` unless it has a value; `value` is made only when needed.
-    fn insert_if_absent(
+    pub(crate) fn insert_if_absent(
         map: &mut HeaderMap,
         name: &str,
         value: impl FnOnce() -> Option<HeaderValue>,
@@ -419,11 +413,17 @@ mod http_impl {
             values.into_iter().flatten().map(text)
         }
 
-        #[inline]
-        fn correlation_headers(&self) -> CorrelationHeaders<'_> {
+        fn header_map(&self) -> Option<&HeaderMap> {
+            Some(self)
+        }
+    }
+
+    /// The correlation headers of a map: one pass over a small map, lookups in a large one.
+    #[inline]
+    pub(crate) fn correlation_headers(map: &HeaderMap) -> CorrelationHeaders<'_> {
             let mut c = CorrelationHeaders::default();
-            if self.len() <= SCAN_LIMIT {
-                for (name, value) in self {
+            if map.len() <= SCAN_LIMIT {
+                for (name, value) in map {
                     // Only our values are decoded: most of a request's headers are not.
                     if let Some(k) = Known::of(name.as_str()) {
                         file(&mut c, k, value);
@@ -438,13 +438,12 @@ mod http_impl {
                     Known::CorrelationContext,
                     Known::RequestContext,
                 ] {
-                    for v in HeaderMap::get_all(self, k.header_name()).iter().take(2) {
+                    for v in HeaderMap::get_all(map, k.header_name()).iter().take(2) {
                         file(&mut c, k, v);
                     }
                 }
             }
             c
-        }
     }
 
     impl Injector for HeaderMap {
@@ -462,12 +461,8 @@ mod http_impl {
             insert_if_absent(self, name, || HeaderValue::from_str(value).ok())
         }
 
-        fn set_ascii_if_absent(&mut self, name: &'static str, value: &[u8]) -> bool {
-            insert_if_absent(self, name, || HeaderValue::from_bytes(value).ok())
-        }
-
-        fn set_value_if_absent(&mut self, name: &'static str, value: &HeaderValue) -> bool {
-            insert_if_absent(self, name, || Some(value.clone()))
+        fn header_map_mut(&mut self) -> Option<&mut HeaderMap> {
+            Some(self)
         }
     }
 
@@ -497,7 +492,7 @@ mod http_impl {
             pushed.push(headers::TRACESTATE, "a=1");
             pushed.push(headers::REQUEST_CONTEXT, "appId=cid-v1:x");
             pushed.push("accept", "*/*");
-            let collected = h.correlation_headers();
+            let collected = super::super::correlation_headers(&h);
             assert_eq!(collected, pushed);
             assert!(collected.tracestate.first.unwrap().value().is_some());
             assert!(!format!("{collected:?}").contains("value"));

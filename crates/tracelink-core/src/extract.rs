@@ -30,7 +30,7 @@
 //! ```
 
 use crate::baggage::Baggage;
-use crate::carrier::{Extractor, Line, Lines, headers};
+use crate::carrier::{self, Extractor, Line, Lines, headers};
 use crate::correlation::{Carried, Correlation, ItemId, Operation};
 use crate::correlation_context;
 use crate::id::{SpanId, TraceId};
@@ -70,7 +70,7 @@ pub struct Incoming {
 
 /// Applies SPEC 2 to the headers of an incoming request.
 pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Incoming {
-    let h = carrier.correlation_headers();
+    let h = carrier::correlation_headers(carrier);
     let lines = |l, name| each_line(carrier, l, name);
     let traceparent = h
         .traceparent

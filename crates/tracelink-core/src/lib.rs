@@ -10,8 +10,9 @@
 //! - ids: [`TraceId`], [`SpanId`] (SPEC 1);
 //! - header codecs: [`traceparent`], [`tracestate`], [`baggage`], [`correlation_context`],
 //!   [`request_id`], [`request_context`] (SPEC 3-5);
-//! - [`extract`]ion of an incoming request's context (SPEC 2) and [`propagation`] to outgoing
-//!   calls (SPEC 3.5, 4.3, 5.3, 5.6), over any [`carrier`];
+//! - [`extract`]ion of an incoming request's context (SPEC 2) and [`inject`]ion into outgoing
+//!   calls (SPEC 3.5, 4.3, 5.3, 5.6), over any [`carrier`], as the [`propagation`]
+//!   configuration says;
 //! - the [`Correlation`] context, the current-context [`scope`] and the operation's
 //!   [`user`] context (SPEC 6.4);
 //! - the [`model`] (SPEC 6), [`envelope`]s (SPEC 7.1-7.3) and [`wire_time`] formats,
@@ -82,6 +83,7 @@ pub mod extract;
 pub mod hosts;
 mod id;
 pub mod id_source;
+pub mod inject;
 pub mod model;
 pub mod propagation;
 mod received;

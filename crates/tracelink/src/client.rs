@@ -16,10 +16,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 use tracelink_core::model::{Telemetry, TelemetryData};
 use tracelink_core::{ItemId, SpanId, scope};
 
-use crate::handle::Shared;
 use crate::items::{
     DependencyCall, Event, Exception, Metric, PageView, RequestRecord, Severity, Trace,
 };
+use crate::shared::Shared;
 
 /// Records items; cheap to clone. Get it from [`Tracelink::client`](crate::Tracelink::client).
 ///

@@ -61,7 +61,7 @@ impl Export {
         };
         exporter = exporter.sampling(sampling);
         let tags = settings.item_tags();
-        exporter = exporter.initializer(move |item| crate::handle::tag(item, &tags));
+        exporter = exporter.initializer(move |item| crate::shared::tag(item, &tags));
         for f in builder.exporter.drain(..) {
             exporter = f(exporter);
         }

@@ -5,26 +5,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracelink_core::model::{TagValue, Telemetry, tags};
+use tracelink_core::model::Telemetry;
 use tracelink_core::{Propagation, SamplingDecision, TelemetrySink, TraceId};
 
 use crate::InitError;
 use crate::client::{self, Client};
 use crate::setup::{Builder, Settings, UserTracking};
-
-/// What every part of tracelink shares: where items go, and the settings.
-pub(crate) struct Shared {
-    pub(crate) sink: Arc<dyn TelemetrySink>,
-    pub(crate) settings: Settings,
-}
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
+use crate::shared::{Shared, tag};
 
 /// The running setup. The server layer, the client middleware, the `tracing` layer and the
 /// telemetry [`Client`] all come from it and share its configuration: a setting given once
@@ -83,31 +70,6 @@ impl TelemetrySink for Tagged {
 
     fn sampling(&self, operation_id: TraceId) -> SamplingDecision {
         self.inner.sampling(operation_id)
-    }
-}
-
-/// Sets each tag the item lacks, and the SDK version.
-pub(crate) fn tag(item: &mut Telemetry, tags: &[(&'static str, Arc<str>)]) {
-    for (key, value) in tags {
-        item.tags.insert_if_absent(*key, value);
-    }
-    item.tags.insert_if_absent(
-        tags::INTERNAL_SDK_VERSION,
-        TagValue::from_static(tags::SDK_VERSION),
-    );
-}
-
-impl Settings {
-    /// The tags every item gets: role, instance, version.
-    pub(crate) fn item_tags(&self) -> Vec<(&'static str, Arc<str>)> {
-        let mut t = vec![
-            (tags::CLOUD_ROLE, self.role.clone()),
-            (tags::CLOUD_ROLE_INSTANCE, self.instance.clone()),
-        ];
-        if let Some(v) = &self.version {
-            t.push((tags::APPLICATION_VERSION, v.clone()));
-        }
-        t
     }
 }
 
@@ -291,5 +253,35 @@ impl Drop for Tracelink {
         if let Some(e) = self.export.take() {
             e.shutdown_blocking(self.shutdown_timeout);
         }
+    }
+}
+
+/// Starts tracelink configured from the environment alone: `builder().init()`.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), tracelink::InitError> {
+/// let tracelink = tracelink::init()?; // APPLICATIONINSIGHTS_CONNECTION_STRING, OTEL_SERVICE_NAME, ...
+/// // ... serve with tracelink.layer(), call out with tracelink.reqwest_client(..) ...
+/// tracelink.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub fn init() -> Result<Tracelink, InitError> {
+    crate::builder().init()
+}
+
+impl Builder {
+    /// Starts tracelink: the exporter on a thread of its own (it never runs on the
+    /// application's runtime, and `init` needs none), and the process-wide client used by the
+    /// free functions ([`track_event`](crate::track_event), ...) and the panic hook.
+    pub fn init(self) -> Result<Tracelink, InitError> {
+        let settings = self.resolve()?;
+        Tracelink::start(self, settings, true)
+    }
+
+    /// Like [`Builder::init`], without the process-wide client and panic hook.
+    #[cfg(test)]
+    pub(crate) fn init_local(self) -> Result<Tracelink, InitError> {
+        let settings = self.resolve()?;
+        Tracelink::start(self, settings, false)
     }
 }

@@ -92,13 +92,14 @@ pub mod messaging;
 mod operation;
 mod panic;
 mod setup;
+mod shared;
 
 pub use client::{
     Client, current_client, set_authenticated_user, track_dependency, track_error, track_event,
     track_exception, track_metric, track_page_view, track_request, track_trace,
 };
 pub use error::{InitError, InitErrorKind};
-pub use handle::Tracelink;
+pub use handle::{Tracelink, init};
 pub use items::{
     DependencyCall, Event, Exception, Metric, PageView, RequestRecord, Severity, Trace,
 };
@@ -106,7 +107,7 @@ pub use operation::{LINKS_PROPERTY, Operation, OperationGuard};
 pub use panic::PANIC_TYPE;
 pub use setup::{
     Builder, DEFAULT_SHUTDOWN_TIMEOUT, LOCAL_CONNECTION_STRING, PROPAGATION_ENV, UserTracking,
-    builder, init,
+    builder,
 };
 
 /// The runtime-free core: ids, header codecs, the `Correlation` context and its scope, the

@@ -10,7 +10,6 @@ use tracelink_core::connection_string::{self, ConnectionString};
 use tracelink_core::{Propagation, PropagationMode, TelemetrySink};
 
 use crate::error::{InitError, InitErrorKind};
-use crate::handle::Tracelink;
 
 /// The connection string used when none is configured: the local collector
 /// (`tracelink-collector`, listening on 127.0.0.1:7421 by default).
@@ -20,7 +19,7 @@ pub const LOCAL_CONNECTION_STRING: &str = "InstrumentationKey=00000000-0000-0000
 /// headers for back-compat), `w3c` or `hierarchical`.
 pub const PROPAGATION_ENV: &str = "TRACELINK_PROPAGATION";
 
-/// How long dropping the [`Tracelink`] handle waits for the last items to be sent.
+/// How long dropping the [`Tracelink`](crate::Tracelink) handle waits for the last items to be sent.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
@@ -132,19 +131,6 @@ impl fmt::Debug for Builder {
 /// A builder reading unset settings from the process environment.
 pub fn builder() -> Builder {
     Builder::new(Vars::Process)
-}
-
-/// Starts tracelink configured from the environment alone: `builder().init()`.
-///
-/// ```no_run
-/// # #[tokio::main] async fn main() -> Result<(), tracelink::InitError> {
-/// let tracelink = tracelink::init()?; // APPLICATIONINSIGHTS_CONNECTION_STRING, OTEL_SERVICE_NAME, ...
-/// // ... serve with tracelink.layer(), call out with tracelink.reqwest_client(..) ...
-/// tracelink.shutdown().await;
-/// # Ok(()) }
-/// ```
-pub fn init() -> Result<Tracelink, InitError> {
-    builder().init()
 }
 
 impl Builder {
@@ -275,21 +261,6 @@ impl Builder {
     ) -> Self {
         self.exporter.push(Box::new(f));
         self
-    }
-
-    /// Starts tracelink: the exporter on a thread of its own (it never runs on the
-    /// application's runtime, and `init` needs none), and the process-wide client used by the
-    /// free functions ([`track_event`](crate::track_event), ...).
-    pub fn init(self) -> Result<Tracelink, InitError> {
-        let settings = self.resolve()?;
-        Tracelink::start(self, settings, true)
-    }
-
-    /// Like [`Builder::init`], without the process-wide client and panic hook.
-    #[cfg(test)]
-    pub(crate) fn init_local(self) -> Result<Tracelink, InitError> {
-        let settings = self.resolve()?;
-        Tracelink::start(self, settings, false)
     }
 
     /// Everything read and checked, before anything starts.
