@@ -54,23 +54,6 @@ pub(crate) fn valid_id(s: &str, max: usize) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
-fn decode_uri(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            let hex = core::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 pub(crate) fn valid_auth(s: &str) -> Option<String> {
     let ok = !s.is_empty()
@@ -103,7 +86,7 @@ impl UserCookies {
                             .and_then(|_| Some((time()?, time()?)));
                     }
                     AUTH_USER_COOKIE if out.auth_user_id.is_none() => {
-                        if let Some(decoded) = decode_uri(value) {
+                        if let Some(decoded) = crate::url::percent_decode(value) {
                             let mut parts = decoded.splitn(2, '|');
                             out.auth_user_id = parts.next().and_then(valid_auth);
                             if out.auth_user_id.is_some() {

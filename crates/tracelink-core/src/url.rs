@@ -181,6 +181,32 @@ impl<'a> Parts<'a> {
     }
 }
 
+/// Decodes `%XX` escapes (as `decodeURIComponent` and `OTEL_RESOURCE_ATTRIBUTES` values use
+/// them); `None` when an escape is malformed or the result is not UTF-8.
+///
+/// ```
+/// use tracelink_core::url::percent_decode;
+///
+/// assert_eq!(percent_decode("alice%40contoso.com").as_deref(), Some("alice@contoso.com"));
+/// assert_eq!(percent_decode("bad%4"), None);
+/// ```
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = core::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,47 +87,38 @@ impl Client {
         self.record_child(item);
     }
 
-    /// Records a call no middleware saw, as a child of the current operation.
+    /// Records a call no middleware saw, as a child of the current operation (or on its
+    /// own outside of one).
     pub fn track_dependency(&self, call: DependencyCall) {
-        let (mut item, data) = call.into_parts();
-        let time = item.time;
-        match scope::current() {
-            Some(c) if !c.is_sampled() => {}
-            Some(c) => {
-                let child = c.new_child();
-                let mut made = child.to_item(data);
-                merge(&mut made, &mut item, time);
-                self.send(made);
-            }
-            None => {
-                item.data = data.into();
-                self.send(item);
-            }
-        }
+        self.record_operation_item(call.into_telemetry());
     }
 
     /// Records a request no middleware saw, as a child of the current operation (or on its
     /// own outside of one).
     pub fn track_request(&self, request: RequestRecord) {
-        let (mut item, mut data) = request.into_parts();
-        let time = item.time;
-        match scope::current() {
-            Some(c) if !c.is_sampled() => {}
-            Some(c) => {
-                let child = c.new_child();
-                data.id = child.id().to_string();
-                let mut made = child.to_item(data);
-                merge(&mut made, &mut item, time);
-                self.send(made);
-            }
-            None => {
-                if data.id.is_empty() {
-                    data.id = ItemId::span(SpanId::random()).to_string();
-                }
-                item.data = data.into();
-                self.send(item);
-            }
+        self.record_operation_item(request.into_telemetry());
+    }
+
+    /// A Request or Dependency: an item with an id of its own, a child of the current
+    /// context.
+    fn record_operation_item(&self, mut item: Telemetry) {
+        let parent = scope::current();
+        if parent.as_ref().is_some_and(|c| !c.is_sampled()) {
+            return;
         }
+        let id = match &parent {
+            Some(c) => c.new_child().id().clone(),
+            None => ItemId::span(SpanId::random()),
+        };
+        match &mut item.data {
+            TelemetryData::Request(r) if r.id.is_empty() => r.id = id.to_string(),
+            TelemetryData::Dependency(d) if d.id.is_empty() => d.id = id.to_string(),
+            _ => {}
+        }
+        if let Some(c) = &parent {
+            c.annotate(&mut item, Some(c.id()));
+        }
+        self.send(item);
     }
 
     /// An item emitted inside the current operation: its parent is the current context.
@@ -148,14 +139,6 @@ impl Client {
     pub(crate) fn send(&self, item: Telemetry) {
         self.shared.sink.send(item);
     }
-}
-
-/// Moves what the user's builder set (time, properties, measurements) onto an item the
-/// correlation made.
-fn merge(made: &mut Telemetry, from: &mut Telemetry, time: std::time::SystemTime) {
-    made.time = time;
-    made.properties.append(&mut from.properties);
-    made.measurements.append(&mut from.measurements);
 }
 
 static GLOBAL: RwLock<Option<Client>> = RwLock::new(None);
@@ -257,4 +240,50 @@ pub fn set_authenticated_user(auth_user_id: &str, account_id: Option<&str>) -> b
         }
         None => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::items::{DependencyCall, RequestRecord};
+    use tracelink_core::model::TelemetryKind;
+    use tracelink_core::{Correlation, MemorySink, Propagation, SamplingDecision};
+
+    #[test]
+    fn calls_and_requests_no_middleware_saw_are_children_with_their_own_ids() {
+        let sink = Arc::new(MemorySink::new());
+        let t = crate::Builder::from_vars([("OTEL_SERVICE_NAME", "svc")])
+            .sink(sink.clone())
+            .init_local()
+            .unwrap();
+        let client = t.client();
+        let request = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
+        {
+            let _in = scope::enter(request.clone());
+            client
+                .track_dependency(DependencyCall::new("SELECT 1", "SQL").property("db", "orders"));
+            client.track_request(RequestRecord::new("custom protocol"));
+        }
+        client.track_dependency(DependencyCall::new("outside", "SQL"));
+        let dropped =
+            Correlation::new_root(&Propagation::default(), SamplingDecision::dropped(10.0));
+        {
+            let _in = scope::enter(dropped);
+            client.track_dependency(DependencyCall::new("sampled out", "SQL"));
+        }
+        let items = sink.take();
+        assert_eq!(items.len(), 3);
+        let parent = request.id().to_string();
+        for i in &items[..2] {
+            assert_eq!(i.operation_parent_id(), Some(parent.as_str()));
+            assert_eq!(i.operation_id(), Some(request.trace_id().to_hex().as_str()));
+            assert!(i.id().is_some_and(|id| id.len() == 16 && id != parent));
+        }
+        assert_eq!(items[0].kind(), TelemetryKind::Dependency);
+        assert_eq!(items[0].properties["db"], "orders");
+        assert_eq!(items[1].kind(), TelemetryKind::Request);
+        assert_eq!(items[2].operation_id(), None);
+        assert!(items[2].id().is_some_and(|id| !id.is_empty()));
+        assert_eq!(items[2].tags.get("ai.cloud.role"), Some("svc"));
+    }
 }

@@ -236,7 +236,6 @@ item_builder!(Metric);
 #[must_use = "an item is recorded only when tracked"]
 pub struct PageView {
     item: Telemetry,
-    data: model::PageView,
 }
 
 impl PageView {
@@ -245,53 +244,44 @@ impl PageView {
         let mut data = model::PageView::default();
         data.name = name.into();
         Self {
-            item: Telemetry::new(model::PageView::default()),
-            data,
+            item: Telemetry::new(data),
+        }
+    }
+
+    /// The typed fields (always present: the constructor makes them).
+    fn fields(&mut self) -> Option<&mut model::PageView> {
+        match &mut self.item.data {
+            model::TelemetryData::PageView(p) => Some(p),
+            _ => None,
         }
     }
 
     /// The page's URL.
     pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.data.url = url.into();
+        if let Some(f) = self.fields() {
+            f.url = url.into();
+        }
         self
     }
 
     /// How long the page took.
     pub fn duration(mut self, duration: Duration) -> Self {
-        self.data.duration = Some(duration);
+        if let Some(f) = self.fields() {
+            f.duration = Some(duration);
+        }
         self
     }
 
     /// The referring URL.
     pub fn referrer(mut self, uri: impl Into<String>) -> Self {
-        self.data.referred_uri = uri.into();
+        if let Some(f) = self.fields() {
+            f.referred_uri = uri.into();
+        }
         self
-    }
-
-    /// Adds a custom property (`customDimensions`).
-    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.item.properties.insert(key.into(), value.into());
-        self
-    }
-
-    /// Adds a custom measurement (`customMeasurements`).
-    pub fn measurement(mut self, key: impl Into<String>, value: f64) -> Self {
-        self.item.measurements.insert(key.into(), value);
-        self
-    }
-
-    /// When it happened (default: when the item was made).
-    pub fn time(mut self, time: SystemTime) -> Self {
-        self.item.time = time;
-        self
-    }
-
-    /// The item as the data model has it.
-    pub fn into_telemetry(mut self) -> Telemetry {
-        self.item.data = self.data.into();
-        self.item
     }
 }
+item_builder!(PageView);
+measurements!(PageView);
 
 /// A call no middleware saw (a database driver's, an SDK's): a Dependency item.
 ///
@@ -309,7 +299,6 @@ impl PageView {
 #[must_use = "an item is recorded only when tracked"]
 pub struct DependencyCall {
     item: Telemetry,
-    data: model::Dependency,
 }
 
 impl DependencyCall {
@@ -317,64 +306,66 @@ impl DependencyCall {
     /// `Azure Service Bus`, ...).
     pub fn new(name: impl Into<String>, dependency_type: impl Into<String>) -> Self {
         Self {
-            item: Telemetry::new(model::Dependency::default()),
-            data: model::Dependency::new(name, dependency_type),
+            item: Telemetry::new(model::Dependency::new(name, dependency_type)),
+        }
+    }
+
+    /// The typed fields (always present: the constructor makes them).
+    fn fields(&mut self) -> Option<&mut model::Dependency> {
+        match &mut self.item.data {
+            model::TelemetryData::Dependency(d) => Some(d),
+            _ => None,
         }
     }
 
     /// What was called: `host[:port]`, a queue, a database.
     pub fn target(mut self, target: impl Into<String>) -> Self {
-        self.data.target = target.into();
+        if let Some(f) = self.fields() {
+            f.target = target.into();
+        }
         self
     }
 
-    /// The command or URL.
+    /// The command or URL (`data`).
     pub fn data(mut self, data: impl Into<String>) -> Self {
-        self.data.data = data.into();
+        if let Some(f) = self.fields() {
+            f.data = data.into();
+        }
         self
     }
 
     /// How long it took.
     pub fn duration(mut self, duration: Duration) -> Self {
-        self.data.duration = duration;
+        if let Some(f) = self.fields() {
+            f.duration = duration;
+        }
         self
     }
 
     /// The result code.
     pub fn result_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
-        self.data.result_code = code.into();
+        if let Some(f) = self.fields() {
+            f.result_code = code.into();
+        }
         self
     }
 
     /// Whether it succeeded (default true).
     pub fn success(mut self, success: bool) -> Self {
-        self.data.success = success;
+        if let Some(f) = self.fields() {
+            f.success = success;
+        }
         self
-    }
-
-    /// Adds a custom property (`customDimensions`).
-    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.item.properties.insert(key.into(), value.into());
-        self
-    }
-
-    /// When the call started (default: when the item was made).
-    pub fn time(mut self, time: SystemTime) -> Self {
-        self.item.time = time;
-        self
-    }
-
-    pub(crate) fn into_parts(self) -> (Telemetry, model::Dependency) {
-        (self.item, self.data)
     }
 }
+item_builder!(DependencyCall);
+measurements!(DependencyCall);
 
 /// A request no middleware saw (a protocol of the application's own): a Request item.
 #[derive(Clone, Debug)]
 #[must_use = "an item is recorded only when tracked"]
 pub struct RequestRecord {
     item: Telemetry,
-    data: model::Request,
 }
 
 impl RequestRecord {
@@ -383,51 +374,52 @@ impl RequestRecord {
         let mut data = model::Request::new(name, "0", Duration::ZERO);
         data.success = true;
         Self {
-            item: Telemetry::new(model::Request::default()),
-            data,
+            item: Telemetry::new(data),
+        }
+    }
+
+    /// The typed fields (always present: the constructor makes them).
+    fn fields(&mut self) -> Option<&mut model::Request> {
+        match &mut self.item.data {
+            model::TelemetryData::Request(r) => Some(r),
+            _ => None,
         }
     }
 
     /// Its URL.
     pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.data.url = url.into();
+        if let Some(f) = self.fields() {
+            f.url = url.into();
+        }
         self
     }
 
     /// How long it took.
     pub fn duration(mut self, duration: Duration) -> Self {
-        self.data.duration = duration;
+        if let Some(f) = self.fields() {
+            f.duration = duration;
+        }
         self
     }
 
     /// The response code.
     pub fn response_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
-        self.data.response_code = code.into();
+        if let Some(f) = self.fields() {
+            f.response_code = code.into();
+        }
         self
     }
 
     /// Whether it succeeded (default true).
     pub fn success(mut self, success: bool) -> Self {
-        self.data.success = success;
+        if let Some(f) = self.fields() {
+            f.success = success;
+        }
         self
-    }
-
-    /// Adds a custom property (`customDimensions`).
-    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.item.properties.insert(key.into(), value.into());
-        self
-    }
-
-    /// When it started (default: when the item was made).
-    pub fn time(mut self, time: SystemTime) -> Self {
-        self.item.time = time;
-        self
-    }
-
-    pub(crate) fn into_parts(self) -> (Telemetry, model::Request) {
-        (self.item, self.data)
     }
 }
+item_builder!(RequestRecord);
+measurements!(RequestRecord);
 
 #[cfg(test)]
 mod tests {

@@ -384,27 +384,10 @@ fn resource_attributes(s: &str) -> HashMap<String, String> {
     s.split(',')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;
-            let (k, v) = (k.trim(), percent_decode(v.trim())?);
+            let (k, v) = (k.trim(), tracelink_core::url::percent_decode(v.trim())?);
             (!k.is_empty() && !v.is_empty()).then(|| (k.to_owned(), v))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = core::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn executable_name() -> String {
