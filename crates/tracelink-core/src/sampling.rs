@@ -67,20 +67,38 @@ pub fn score_trace_id(id: TraceId) -> f64 {
     finish(h)
 }
 
+impl core::fmt::Debug for SamplingDecision {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SamplingDecision")
+            .field("percentage", &self.percentage())
+            .field("sampled", &self.is_sampled())
+            .finish()
+    }
+}
+
 /// A sampling decision for an operation (SPEC 8.2-8.5): whether its items are kept, and the
 /// percentage they were kept at (written as `sampleRate`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+///
+/// Eight bytes: the percentage's bits, with the (always clear) sign bit meaning "dropped", so
+/// that every operation context stays small to make and move.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SamplingDecision {
-    percentage: f64,
-    sampled: bool,
+    bits: u64,
 }
+
+const DROPPED: u64 = 1 << 63;
 
 impl SamplingDecision {
     /// Keep everything: 100 %.
-    pub const KEEP_ALL: Self = Self {
-        percentage: 100.0,
-        sampled: true,
-    };
+    pub const KEEP_ALL: Self = Self::new(100.0, true);
+
+    /// The decision; the percentage's sign is ignored.
+    const fn new(percentage: f64, sampled: bool) -> Self {
+        let magnitude = percentage.to_bits() & !DROPPED;
+        Self {
+            bits: if sampled { magnitude } else { magnitude | DROPPED },
+        }
+    }
 
     /// The decision of fixed-rate sampling at `percentage` for operation `id`: kept when
     /// the score is below the percentage (SPEC 8.1); 100 % or more keeps everything.
@@ -96,10 +114,7 @@ impl SamplingDecision {
             p if p <= 0.0 => false,
             p => score_trace_id(id) < p,
         };
-        Self {
-            percentage,
-            sampled,
-        }
+        Self::new(percentage, sampled)
     }
 
     /// A decision made elsewhere to keep the operation, at `percentage`.
@@ -111,28 +126,22 @@ impl SamplingDecision {
     /// assert!(!SamplingDecision::dropped(25.0).is_sampled());
     /// ```
     pub const fn kept(percentage: f64) -> Self {
-        Self {
-            percentage,
-            sampled: true,
-        }
+        Self::new(percentage, true)
     }
 
     /// A decision made elsewhere to drop the operation, sampled at `percentage`.
     pub const fn dropped(percentage: f64) -> Self {
-        Self {
-            percentage,
-            sampled: false,
-        }
+        Self::new(percentage, false)
     }
 
     /// Whether the operation's items are kept.
     pub const fn is_sampled(&self) -> bool {
-        self.sampled
+        self.bits & DROPPED == 0
     }
 
     /// The percentage in `[0, 100]`.
     pub const fn percentage(&self) -> f64 {
-        self.percentage
+        f64::from_bits(self.bits & !DROPPED)
     }
 }
 

@@ -30,7 +30,6 @@
 //! [`Correlation::annotate`]: crate::Correlation::annotate
 //! [`Correlation::set_authenticated_user`]: crate::Correlation::set_authenticated_user
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::cookie::{self, UserCookies};
@@ -175,19 +174,16 @@ impl UserContext {
     }
 }
 
-/// The user context an operation shares among all its contexts. Reading it when none was
-/// set costs one atomic load.
+/// The user context an operation shares among all its contexts: a lock around the shared
+/// value, taken once per annotated item (uncontended, a few nanoseconds), and sixteen bytes in
+/// the operation.
 #[derive(Debug, Default)]
 pub(crate) struct UserCell {
-    set: AtomicBool,
     user: Mutex<Option<Arc<UserContext>>>,
 }
 
 impl UserCell {
     pub(crate) fn get(&self) -> Option<Arc<UserContext>> {
-        if !self.set.load(Ordering::Acquire) {
-            return None;
-        }
         self.user
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -199,6 +195,5 @@ impl UserCell {
         let current = slot.as_deref().cloned().unwrap_or_default();
         let next = f(current);
         *slot = (!next.is_empty()).then(|| Arc::new(next));
-        self.set.store(slot.is_some(), Ordering::Release);
     }
 }
