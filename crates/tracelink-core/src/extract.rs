@@ -66,6 +66,7 @@ pub struct Incoming {
     carried: Option<Box<Carried>>,
     source: Option<Received>,
     origin: Origin,
+    baggage_truncated: u32,
 }
 
 /// Applies SPEC 2 to the headers of an incoming request.
@@ -94,13 +95,15 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
         baggage: Baggage::new(),
         legacy_root_id: caller.legacy_root_id,
     };
+    // Both headers fill one baggage, within the caps on incoming baggage (crate::baggage).
+    let mut baggage_truncated = 0;
     if !h.baggage.is_empty() {
         let all = lines(h.baggage, headers::BAGGAGE);
-        carried.baggage.merge_w3c_lines(all);
+        baggage_truncated += carried.baggage.merge_w3c_lines(all);
     }
     if !h.correlation_context.is_empty() {
         let all = lines(h.correlation_context, headers::CORRELATION_CONTEXT);
-        correlation_context::merge_lines(&mut carried.baggage, all);
+        baggage_truncated += correlation_context::merge_lines(&mut carried.baggage, all);
     }
     let source = h.request_context.first.and_then(|first| {
         let own = config.own_app_id().map(|a| a.as_str());
@@ -131,6 +134,7 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
         carried: carried.boxed(),
         source,
         origin: caller.origin,
+        baggage_truncated: u32::try_from(baggage_truncated).unwrap_or(u32::MAX),
     }
 }
 
@@ -245,6 +249,14 @@ impl Incoming {
     /// The baggage from `baggage` and `Correlation-Context` (SPEC 2.8).
     pub fn baggage(&self) -> &Baggage {
         Carried::baggage(&self.carried)
+    }
+
+    /// How many members of the incoming `baggage` and `Correlation-Context` headers were
+    /// left out by a limit (the caps of [`crate::baggage`] and the per-header limits of
+    /// SPEC 4.1 and 4.2). Also counted for the whole process in
+    /// [`baggage::truncated_items`](crate::baggage::truncated_items).
+    pub fn baggage_truncated(&self) -> usize {
+        self.baggage_truncated as usize
     }
 
     /// The root of a legacy Request-Id (SPEC 2.3).
@@ -487,6 +499,41 @@ mod tests {
             b,
             [("userId", "w3c"), ("region", "eu"), ("tenant", "contoso")]
         );
+    }
+
+    /// Both headers together give an operation at most 64 properties and 8192 bytes of
+    /// them, whatever they hold; what is cut is counted.
+    #[test]
+    fn incoming_baggage_is_capped_and_counted() {
+        let w3c: Vec<String> = (0..64).map(|i| format!("w{i}=1")).collect();
+        let legacy: Vec<String> = (0..124).map(|i| format!("c{i}=1")).collect();
+        let before = crate::baggage::truncated_items();
+        let i = ex(&[
+            (headers::BAGGAGE, &w3c.join(",")),
+            (headers::CORRELATION_CONTEXT, &legacy.join(",")),
+        ]);
+        assert_eq!(i.baggage().len(), crate::baggage::MAX_INCOMING_ITEMS);
+        assert_eq!(i.baggage_truncated(), 124);
+        assert!(crate::baggage::truncated_items() >= before + 124);
+        let req = i.into_request(&Propagation::default(), SamplingDecision::KEEP_ALL, None);
+        let item = req.to_item(crate::model::Request::default());
+        assert_eq!(item.properties.len(), 64);
+        // Bytes: a few large values fill the cap.
+        let big = format!(
+            "a={},b={},c={}",
+            "x".repeat(4000),
+            "y".repeat(4000),
+            "z".repeat(100)
+        );
+        let more = format!("d={}, e=1", "w".repeat(100));
+        let i = ex(&[
+            (headers::BAGGAGE, &big),
+            (headers::CORRELATION_CONTEXT, &more),
+        ]);
+        let kept: usize = i.baggage().iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert_eq!(kept, 8103);
+        assert_eq!((i.baggage().len(), i.baggage_truncated()), (3, 2));
+        assert_eq!(ex(&[(headers::BAGGAGE, "a=1")]).baggage_truncated(), 0);
     }
 
     #[test]

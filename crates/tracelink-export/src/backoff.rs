@@ -43,6 +43,12 @@ impl Backoff {
     }
 }
 
+/// The longest wait between two attempts while ingestion gives no answer at all
+/// (connections refused or reset, posts timing out): the backoff grows as usual but is cut
+/// to this, so that ingestion's return is noticed within it. Waits that ingestion asks for
+/// (`Retry-After`, 429, 503) are not cut.
+pub(crate) const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// The longest `Retry-After` honoured: a larger value (or a hostile one, `u64::MAX` seconds)
 /// waits this long, then probes ingestion again.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);

@@ -31,34 +31,109 @@
 //! 3. A batch is sent at 500 items, 1 MiB of JSON, or 5 s after its first item
 //!    ([`BatchLimits`]): newline-delimited JSON, gzip (level 1 by default: see BENCHMARKS.md),
 //!    `POST <IngestionEndpoint>/v2.1/track` with `Content-Type: application/x-json-stream` and
-//!    `Content-Encoding: gzip` (SPEC 7.4); at most 4 posts at once, 30 s timeout each.
+//!    `Content-Encoding: gzip` (SPEC 7.4); at most 4 posts at once, 30 s timeout each. A
+//!    batch that finds all 4 send slots busy does not wait in memory: it is spooled, as in an
+//!    outage, and sent from the spool as soon as a slot frees.
 //! 4. The answer (SPEC 7.5): 200 done; 206 resends only the items whose own status is 408,
 //!    429, 500 or 503; 408/429/500/502/503/504, timeouts and network errors retry the whole
-//!    batch after exponential backoff with full jitter (1 s up to 5 min, [`Backoff`]), never
-//!    sooner than `Retry-After` (seconds or HTTP date); 307/308 switch to `Location` for good;
+//!    batch after exponential backoff with full jitter (1 s up to 5 min, [`Backoff`]; at
+//!    most 30 s while there is no answer at all, see below), never sooner than
+//!    `Retry-After` (seconds or HTTP date); 307/308 switch to `Location` for good;
 //!    anything else drops the batch and counts it ([`DropReason::Rejected`]).
-//! 5. While ingestion cannot take batches they wait in the disk spool (on by default,
+//! 5. While batches cannot be sent they wait in the disk spool (on by default,
 //!    `<tmp>/tracelink/<hash of ikey and program>`, 50 MB, files older than 48 h deleted):
-//!    each batch a file written atomically. Stored batches are sent oldest first when the
-//!    backoff ends, after every success and when an exporter starts, so a process killed with
-//!    SIGKILL loses only what was still in memory. An unusable spool directory is a warning,
-//!    and the exporter keeps batches in memory instead.
+//!    each batch a file written atomically. Stored batches are sent oldest first: when the
+//!    backoff ends, after every success, when an exporter starts, and at least every second
+//!    while any are there. An unusable spool directory is a warning, and the exporter keeps
+//!    batches in memory instead (capped at the spool's size).
 //!
 //! Delivery is at least once: a batch whose answer was lost (a timeout after ingestion took
 //! it) is sent again.
 //!
+//! ## What can be lost, what can be duplicated
+//!
+//! | what happens | lost | sent twice |
+//! |---|---|---|
+//! | a burst beyond the queue (10,000 items) | the items that found it full ([`DropReason::QueueFull`]) | nothing |
+//! | ingestion slow, down or refusing for a while | nothing while the spool has room | a batch whose answer was lost or came after the 30 s timeout |
+//! | the spool over its cap (50 MB) | its oldest batches ([`DropReason::SpoolFull`]) | nothing |
+//! | a batch spooled for over 48 h | that batch ([`DropReason::Expired`]); ingestion would refuse it | nothing |
+//! | ingestion refuses (400, 402, 439, other statuses, per-item in a 206) | those items ([`DropReason::Rejected`]) | nothing |
+//! | an answer body that is too long, too slow or broken off | nothing: its status decides (below) | a 206 is resent whole, with the items it had accepted |
+//! | the process killed (SIGKILL, crash) | the items not yet batched (the queue and the batch being filled, at most 5 s of items) and the posts whose upload was cut; with the spool off, all it held | the spooled batches it was sending: the next exporter sends them again |
+//! | shutdown with the spool off | what could not be sent before the deadline ([`DropReason::Shutdown`]) | nothing |
+//! | several processes on one spool directory | nothing more | nothing more: each batch has one sender at a time |
+//!
+//! Every loss is counted (SPEC 9.3), by reason, in [`Exporter::stats`]; a corrupt spool
+//! file counts as [`DropReason::Corrupt`], an item a processor drops as
+//! [`DropReason::Processor`].
+//!
+//! ## Memory
+//!
+//! At most: the queue (10,000 items), the batch being filled (1 MiB of JSON), the batches
+//! being posted (4, gzipped), and 64 KiB of each answer. No batch waits in memory for a send
+//! slot, so a slow but answering ingestion cannot build a backlog there: with every slot
+//! busy, batches go to the spool as in an outage, where a kill cannot take them. Without a
+//! spool (turned off, or unusable) the waiting batches are held in memory, capped at the
+//! spool's size.
+//!
+//! ## Answers
+//!
+//! At most [`transport::MAX_ANSWER_BYTES`] (64 KiB) of an answer's body is read: a Breeze
+//! answer for 500 items is a few KB. The body must have arrived 5 s after the answer's head
+//! ([`transport::DEFAULT_BODY_TIMEOUT`], [`HyperTransport::body_timeout`]), and the whole
+//! exchange within the post's timeout. A body that is longer (by its `Content-Length`, or as
+//! it streams), that does not end in time, or that breaks off is not an error: the
+//! connection is closed, the answer is counted in [`Stats::malformed_answers`], and its
+//! status decides alone. A 200 is done (ingestion took the batch, so sending it again would
+//! duplicate it); a 206 is retried whole (SPEC 7.5 treats a 206 whose body cannot be read
+//! that way); anything else as its status says.
+//!
+//! ## Recovery after an outage
+//!
+//! While ingestion gives no answer at all (connections refused or reset, posts timing out)
+//! the backoff grows as usual, but no wait is longer than 30 s, and each new batch is tried
+//! as it comes, a cheap probe when connections are refused. The first post that gets
+//! through, new batch or probe, ends the wait at once, and the spool is then sent as fast as
+//! the 4 slots allow. So once ingestion accepts connections again, the spool is retried
+//! within 30 s at worst (plus the post under way, when posts were timing out), and within
+//! the batch delay (5 s) while the application keeps producing items. Waits that ingestion
+//! asks for (429, 503, `Retry-After`, up to one hour) are kept whole.
+//!
+//! ## Sharing a spool directory
+//!
+//! The default spool directory is shared by every instance of a program on a host (workers,
+//! a rolling restart, containers sharing `/tmp`). Each spooled batch has one sender at a
+//! time: an exporter *claims* a file before sending it, by an atomic rename into its own
+//! directory (`.claims/<id>/`), which only one can win; a batch that must wait again goes
+//! back to the spool for whoever sends next. Each exporter holds an exclusive `flock` lock
+//! on `.claims/<id>.lock` while it lives. The kernel releases it when the process ends,
+//! however it ends, so a lock that another exporter can take belongs to one that is gone: at
+//! start, and then every 30 s, exporters take the claims of the gone back into the spool
+//! (counted in [`Stats::recovered`]). `flock` works across pid namespaces, so containers
+//! sharing the directory are told apart too; the directory must be on a filesystem that
+//! supports it (any local one does). N exporters on one directory deliver each batch once,
+//! except when an answer is lost (see the table).
+//!
 //! ## Flush and shutdown
 //!
-//! [`Exporter::flush`] sends everything queued now and waits for the answers.
-//! [`Exporter::shutdown`] does the same within a deadline and spools what is left. Dropping
-//! the exporter without shutdown never hangs: what is queued goes to the spool.
+//! [`Exporter::flush`] sends everything queued now, spooled batches waiting for a free slot
+//! included, and waits for the answers (not for batches waiting out a backoff).
+//! [`Exporter::shutdown`] does the same within a deadline, spools what is left, and returns
+//! the last counters. Dropping the exporter without shutdown never hangs: what is queued
+//! goes to the spool.
 //!
 //! ## Self-observability
 //!
-//! [`Exporter::stats`] reads the counters (enqueued, sent, retried, dropped by reason,
-//! spooled, spool bytes). `tracing` events at debug and warn level (target
-//! `tracelink_export`) report backoff, refusals and spool problems, never per item and never
-//! with the full instrumentation key.
+//! [`Exporter::stats`] reads the counters: items taken in ([`Stats::enqueued`]), accepted by
+//! ingestion ([`Stats::sent`]), retried, spooled, dropped by reason ([`DropReason`]),
+//! spooled batches taken over from stopped exporters, unreadable answers, and the incoming
+//! baggage members cut by the core's caps ([`Stats::baggage_truncated`]: at most 64
+//! properties and 8192 bytes from the `baggage` and `Correlation-Context` headers of a
+//! request, see `tracelink_core::baggage`). While drops grow, one WARN event (target
+//! `tracelink_export`, message "telemetry items were dropped") gives the counts by reason,
+//! at most once a minute. Other `tracing` events are at debug level (backoff, refusals,
+//! spool problems), never per item and never with the full instrumentation key.
 
 mod backoff;
 mod batch;
@@ -350,6 +425,7 @@ impl ExporterBuilder {
             limits: self.limits,
             builder: batch::Builder::new(&ikey),
             stats: stats.clone(),
+            warner: stats::DropWarner::default(),
         };
         runtime.spawn(worker.run());
         tracing::debug!(target: "tracelink_export", ikey = %connection.redacted_instrumentation_key(),
@@ -443,15 +519,18 @@ impl Exporter {
             .map_err(|_| ExporterError::new(ExporterErrorKind::Stopped))
     }
 
-    /// Flushes within `timeout`, then stops; what could not be sent is spooled.
-    pub async fn shutdown(mut self, timeout: Duration) -> Result<(), ExporterError> {
+    /// Flushes within `timeout`, then stops; what could not be sent is spooled. Returns the
+    /// counters as the exporter stopped, with what the shutdown itself dropped
+    /// ([`DropReason::Shutdown`]: unsent items without a spool).
+    pub async fn shutdown(mut self, timeout: Duration) -> Result<Stats, ExporterError> {
         self.stopped = true;
         let (tx, rx) = oneshot::channel();
         self.control
             .send(Control::Shutdown(Instant::now() + timeout, tx))
             .map_err(|_| ExporterError::new(ExporterErrorKind::Stopped))?;
         rx.await
-            .map_err(|_| ExporterError::new(ExporterErrorKind::Stopped))
+            .map_err(|_| ExporterError::new(ExporterErrorKind::Stopped))?;
+        Ok(self.stats())
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::backoff::parse_retry_after;
-use crate::transport::TransportResponse;
+use crate::transport::{MAX_ANSWER_BYTES, TransportResponse};
 
 /// Statuses worth retrying, for a whole batch (SPEC 7.5).
 const RETRY_BATCH: [u16; 6] = [408, 429, 500, 502, 503, 504];
@@ -22,10 +22,18 @@ pub(crate) enum Outcome {
     },
     /// Retry the whole batch, not before `after` when given.
     Retry { after: Option<Duration> },
+    /// No answer (a network error or the timeout): retry the whole batch, probing for
+    /// ingestion's return at least every [`crate::backoff::MAX_PROBE_INTERVAL`].
+    Unreachable,
     /// Send again to this URL (307/308).
     Redirect(String),
     /// Drop the batch: ingestion refused it.
     Rejected(u16),
+}
+
+/// Whether the body of an answer cannot be used: read in part only, or too long.
+pub(crate) fn unreadable(res: &TransportResponse) -> bool {
+    res.incomplete || res.body.len() > MAX_ANSWER_BYTES
 }
 
 pub(crate) fn classify(res: &TransportResponse, batch_len: u32, now: SystemTime) -> Outcome {
@@ -34,7 +42,11 @@ pub(crate) fn classify(res: &TransportResponse, batch_len: u32, now: SystemTime)
         .as_deref()
         .and_then(|v| parse_retry_after(v, now));
     match res.status {
+        // Whatever follows the status: the batch was taken, and sending it again would
+        // duplicate it.
         200 => Outcome::Done,
+        // A 206 whose body cannot be read is a retry of the whole batch (SPEC 7.5).
+        206 if unreadable(res) => Outcome::Retry { after },
         206 => partial(res, batch_len).unwrap_or(Outcome::Retry { after }),
         307 | 308 => match &res.location {
             Some(l) if !l.is_empty() => Outcome::Redirect(l.clone()),
@@ -113,6 +125,36 @@ mod tests {
             classify(&r, 3, now),
             Outcome::Redirect("http://new/v2.1/track".into())
         );
+    }
+
+    /// An answer whose body was cut (too long, too slow, broken off) is decided by its
+    /// status: a 200 is done, a 206 is retried whole, the rest as usual.
+    #[test]
+    fn unreadable_bodies_leave_the_status_to_decide() {
+        let now = SystemTime::now();
+        let partial =
+            r#"{"itemsReceived":2,"itemsAccepted":1,"errors":[{"index":0,"statusCode":400}]}"#;
+        for (status, want) in [
+            (200, Outcome::Done),
+            (206, Outcome::Retry { after: None }),
+            (503, Outcome::Retry { after: None }),
+            (400, Outcome::Rejected(400)),
+        ] {
+            let mut r = res(status, partial);
+            r.incomplete = true;
+            assert_eq!(classify(&r, 2, now), want, "{status}");
+        }
+        // Over the limit whatever the transport says.
+        let mut long = partial.to_owned();
+        long.push_str(&" ".repeat(MAX_ANSWER_BYTES));
+        assert_eq!(
+            classify(&res(206, &long), 2, now),
+            Outcome::Retry { after: None }
+        );
+        assert!(matches!(
+            classify(&res(206, partial), 2, now),
+            Outcome::Partial { rejected: 1, .. }
+        ));
     }
 
     #[test]

@@ -6,10 +6,19 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER};
-use http_body_util::{BodyExt, Full};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+/// Most bytes of an answer's body that are read: a Breeze answer for 500 items is a few KB.
+/// A longer body is not read further (nor is one whose `Content-Length` says it is longer):
+/// the answer is [`incomplete`](TransportResponse::incomplete).
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// How long [`HyperTransport`] waits for an answer's body once its head has arrived, by
+/// default.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A boxed future, as transports return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -36,6 +45,11 @@ pub struct TransportResponse {
     pub location: Option<String>,
     /// The body (a Breeze `TrackResponse`).
     pub body: Bytes,
+    /// The body could not be read whole: it was longer than [`MAX_ANSWER_BYTES`], did not
+    /// end within the body deadline, or broke off. `body` is then empty or partial and is
+    /// never parsed: the status decides alone (a 206 is retried whole, SPEC 7.5). A body
+    /// over [`MAX_ANSWER_BYTES`] counts as incomplete whatever the transport says.
+    pub incomplete: bool,
 }
 
 impl TransportResponse {
@@ -89,9 +103,15 @@ type Connector = hyper_util::client::legacy::connect::HttpConnector;
 
 /// POSTs with hyper: `Content-Type: application/x-json-stream`, `Content-Encoding: gzip`
 /// (SPEC 7.4), HTTPS through rustls with feature `rustls` (on by default).
+///
+/// Reads at most [`MAX_ANSWER_BYTES`] of an answer's body, and waits for it at most
+/// [`DEFAULT_BODY_TIMEOUT`] after the head (see [`HyperTransport::body_timeout`]); past
+/// either, the answer is [`incomplete`](TransportResponse::incomplete) and its connection is
+/// closed.
 #[derive(Clone, Debug)]
 pub struct HyperTransport {
     client: Client<Connector, Full<Bytes>>,
+    body_timeout: Duration,
 }
 
 impl Default for HyperTransport {
@@ -114,7 +134,17 @@ impl HyperTransport {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        Self { client }
+        Self {
+            client,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+        }
+    }
+
+    /// How long to wait for an answer's body once its head has arrived (default
+    /// [`DEFAULT_BODY_TIMEOUT`]). The exporter's timeout still bounds the whole exchange.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
     }
 }
 
@@ -142,17 +172,28 @@ impl Transport for HyperTransport {
             };
             let (retry_after, location) = (header(RETRY_AFTER), header(LOCATION));
             let status = res.status().as_u16();
-            let body = res
-                .into_body()
-                .collect()
-                .await
-                .map_err(TransportError::new)?
-                .to_bytes();
+            let declared = res
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            // Never more than MAX_ANSWER_BYTES in memory, never waiting for a body that does
+            // not end: the status has arrived, and is what matters most.
+            let body = match declared {
+                Some(n) if n > MAX_ANSWER_BYTES as u64 => None,
+                _ => {
+                    let limited = Limited::new(res.into_body(), MAX_ANSWER_BYTES);
+                    match tokio::time::timeout(self.body_timeout, limited.collect()).await {
+                        Ok(Ok(collected)) => Some(collected.to_bytes()),
+                        Ok(Err(_)) | Err(_) => None,
+                    }
+                }
+            };
             Ok(TransportResponse {
                 status,
                 retry_after,
                 location,
-                body,
+                incomplete: body.is_none(),
+                body: body.unwrap_or_default(),
             })
         })
     }

@@ -101,7 +101,8 @@ impl Stub {
 }
 
 fn name_of(line: &str) -> String {
-    let env = tracelink_core::envelope::parse(line.as_bytes()).expect("each line is a valid envelope");
+    let env =
+        tracelink_core::envelope::parse(line.as_bytes()).expect("each line is a valid envelope");
     match env.telemetry.data {
         tracelink_core::model::TelemetryData::Event(e) => e.name,
         _ => panic!("not an event"),
@@ -330,7 +331,7 @@ async fn spooled_items_survive_shutdown_and_are_sent_by_the_next_exporter() {
         first.sink().send(event(i));
     }
     first.shutdown(Duration::from_millis(500)).await.unwrap();
-    let files = std::fs::read_dir(&dir).unwrap().count();
+    let files = spool_files(&dir);
     assert!(files > 0, "the spool holds the batches");
 
     let stub = Stub::start(|_, _| ok()).await;
@@ -344,7 +345,7 @@ async fn spooled_items_survive_shutdown_and_are_sent_by_the_next_exporter() {
     .await;
     // Files are deleted once their answers are read.
     until("sent files deleted", Duration::from_secs(5), || {
-        std::fs::read_dir(&dir).unwrap().count() == 0
+        spool_files(&dir) == 0
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -373,7 +374,7 @@ async fn corrupt_spool_files_are_skipped_and_counted() {
     exporter.sink().send(event(1));
     exporter.flush().await.unwrap();
     until("the corrupt file is gone", Duration::from_secs(5), || {
-        std::fs::read_dir(&dir).unwrap().count() == 0
+        spool_files(&dir) == 0
     })
     .await;
     let s = exporter.stats();
@@ -425,6 +426,24 @@ async fn queue_overflow_is_bounded_and_counted() {
     assert!(s.dropped(DropReason::QueueFull) > 0);
     assert!(grown_mib < 256, "memory grew by {grown_mib} MiB");
     drop(exporter); // never hangs
+}
+
+/// Batches in a spool directory: waiting (`*.trn`), or claimed by an exporter
+/// (`.claims/<exporter>/*.trn`).
+fn spool_files(dir: &std::path::Path) -> usize {
+    let trn = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".trn"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let claimed: usize = std::fs::read_dir(dir.join(".claims"))
+        .map(|rd| rd.flatten().map(|e| trn(&e.path())).sum())
+        .unwrap_or(0);
+    trn(dir) + claimed
 }
 
 fn rss_kib() -> u64 {
@@ -574,7 +593,7 @@ async fn sigkill_loses_only_what_was_in_memory() {
     assert!(spooled, "the child spooled its items");
     child.kill().unwrap(); // SIGKILL: no shutdown, no flush
     child.wait().unwrap();
-    assert!(std::fs::read_dir(&dir).unwrap().count() > 0);
+    assert!(spool_files(&dir) > 0);
 
     let stub = Stub::start(|_, _| ok()).await;
     let next = builder(stub.addr, "unused")
