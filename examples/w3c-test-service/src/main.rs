@@ -25,6 +25,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    // Everything queued is sent first, so the counters printed are the final ones.
+    tracelink.flush().await;
     if let Some(stats) = tracelink.stats() {
         eprintln!("exporter: {stats:?}");
     }
