@@ -61,6 +61,9 @@
 //!
 //! - W3C `baggage` is read before `Correlation-Context`; the first value of a key wins.
 //! - Invalid W3C baggage members are skipped one by one, not the whole header.
+//! - Incoming baggage from both headers together is capped at 64 items and 8192 bytes
+//!   ([`baggage::MAX_INCOMING_ITEMS`], [`baggage::MAX_INCOMING_BYTES`]); what is cut is
+//!   counted ([`baggage::truncated_items`]).
 //! - Field limits count characters and cut on char boundaries; request and dependency ids are
 //!   cut at the schema's 512.
 //! - Hierarchical ids follow .NET's `Activity` exactly, including adding a leading `|` to an
