@@ -2,6 +2,7 @@
 
 mod client;
 mod demo;
+mod metrics;
 mod otel;
 mod propagation;
 mod schema;

@@ -735,3 +735,659 @@ fn held_spans_are_sent_after_max_hold_and_on_flush() {
     assert!(items.iter().all(|t| operation_name(t).is_none()));
     let _ = provider.shutdown();
 }
+
+// ---------------------------------------------------------------------------------------
+// The documented OpenTelemetry setups (tracelink-otel's crate docs): two services on
+// 127.0.0.1, a frontend with the OpenTelemetry pipeline and a plain backend.
+// ---------------------------------------------------------------------------------------
+
+use axum_tracing_opentelemetry::middleware::OtelAxumLayer;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SimpleSpanProcessor};
+use reqwest_middleware::ClientWithMiddleware;
+use tracelink_core::dependency::DependencyConfig;
+use tracelink_otel::OtelIdSource;
+
+/// The caller's span in requests sent with a `traceparent`.
+const CALLER: &str = "b7ad6b7169203331";
+
+/// Where axum-tracing-opentelemetry's `OtelAxumLayer` sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OtelAxum {
+    Absent,
+    OutsideCorrelationLayer,
+    InsideCorrelationLayer,
+}
+
+/// A frontend setup of the crate docs' table.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    /// `TracelinkLayer::opentelemetry_ids` records the logs; without it the exporter maps
+    /// them (`TracelinkSpanExporter::tracing_events`).
+    tracelink_layer: bool,
+    otel_axum: OtelAxum,
+    /// The subscriber's filter.
+    filter: &'static str,
+    /// Whether the request comes with a caller's `traceparent`.
+    traceparent: bool,
+}
+
+impl Setup {
+    /// The setup of the crate docs, filtered as OtelAxumLayer's users filter.
+    const DOCUMENTED: Self = Self {
+        tracelink_layer: true,
+        otel_axum: OtelAxum::Absent,
+        filter: "info,otel::tracing=trace",
+        traceparent: true,
+    };
+}
+
+/// What the frontend handler saw.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    /// The OpenTelemetry span current in the handler.
+    handler_span: String,
+    /// The span of `grpc.outer`, made current with the OpenTelemetry API.
+    outer: String,
+}
+
+#[derive(Clone)]
+struct Front {
+    client: ClientWithMiddleware,
+    tracer: SdkTracer,
+    backend: SocketAddr,
+    seen: Arc<std::sync::Mutex<Seen>>,
+}
+
+/// A handler as a user writes it: a log, a span made with the OpenTelemetry API (a database
+/// client), a span made current with the OpenTelemetry API with a log and a call inside (a
+/// gRPC client), and an `#[instrument]`ed function with a log and a call.
+async fn front_handler(f: Front) -> String {
+    let handler_span = opentelemetry::Context::current()
+        .span()
+        .span_context()
+        .span_id()
+        .to_string();
+    tracing::warn!("handler started");
+    let mut db = f.tracer.start("db.query");
+    db.set_attribute(KeyValue::new("db.system", "postgresql"));
+    db.end();
+    let outer = opentelemetry::Context::current_with_span(f.tracer.start("grpc.outer"));
+    let outer_id = outer.span().span_context().span_id().to_string();
+    let client = f.client.clone();
+    let url = format!("http://{}/items", f.backend);
+    async move {
+        tracing::info!("in grpc.outer");
+        client.get(url).send().await.unwrap();
+    }
+    .with_context(outer.clone())
+    .await;
+    outer.span().end();
+    *f.seen.lock().unwrap() = Seen {
+        handler_span,
+        outer: outer_id,
+    };
+    load_items(f.client, f.backend, 7).await
+}
+
+/// The backend: a plain server layer, keeping the headers of each request.
+async fn plain_backend(
+    sink: &Arc<MemorySink>,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<http::HeaderMap>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<http::HeaderMap>>> = Arc::default();
+    let s2 = seen.clone();
+    let addr = serve(
+        Router::new()
+            .route(
+                "/items",
+                get(move |h: http::HeaderMap| {
+                    s2.lock().unwrap().push(h);
+                    async { "items" }
+                }),
+            )
+            .layer(CorrelationLayer::new(sink.clone()).cloud_role("backend")),
+    )
+    .await;
+    (addr, seen)
+}
+
+/// The provider of the crate docs, exporting each span as it ends.
+fn documented_provider(exporter: TracelinkSpanExporter) -> SdkTracerProvider {
+    let simple = SimpleSpanProcessor::new(exporter.clone());
+    SdkTracerProvider::builder()
+        .with_span_processor(exporter.operation_names(simple))
+        .build()
+}
+
+/// OpenTelemetry's global propagator, which OtelAxumLayer extracts with, for one test at a
+/// time: `traceparent` and the legacy headers while alive, none afterwards.
+struct GlobalPropagator(#[allow(dead_code)] tokio::sync::MutexGuard<'static, ()>);
+
+static GLOBALS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl GlobalPropagator {
+    async fn install() -> Self {
+        let guard = GLOBALS.lock().await;
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+                Box::new(opentelemetry_sdk::propagation::TraceContextPropagator::new()),
+                Box::new(tracelink_otel::LegacyPropagator::new()),
+            ]),
+        );
+        Self(guard)
+    }
+}
+
+impl Drop for GlobalPropagator {
+    fn drop(&mut self) {
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry::trace::noop::NoopTextMapPropagator::new(),
+        );
+    }
+}
+
+struct Outcome {
+    items: Vec<Telemetry>,
+    seen: Seen,
+    backend_headers: Vec<http::HeaderMap>,
+}
+
+/// Runs one request through a frontend set up as `setup` and its backend.
+async fn run(setup: Setup) -> Outcome {
+    let _globals = match setup.otel_axum {
+        OtelAxum::Absent => None,
+        _ => Some(GlobalPropagator::install().await),
+    };
+    let sink = Arc::new(MemorySink::new());
+    let exporter = match setup.tracelink_layer {
+        true => TracelinkSpanExporter::new(sink.clone()),
+        false => TracelinkSpanExporter::new(sink.clone()).tracing_events(),
+    };
+    let provider = documented_provider(exporter);
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new(setup.filter))
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("frontend")))
+        .with(
+            setup
+                .tracelink_layer
+                .then(|| TracelinkLayer::new(sink.clone()).opentelemetry_ids()),
+        );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (backend, backend_headers) = plain_backend(&sink).await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(DependencyMiddleware::from_config(
+            DependencyConfig::new(sink.clone()).id_source(OtelIdSource::new()),
+        ))
+        .build();
+    let front = Front {
+        client,
+        tracer: provider.tracer("frontend"),
+        backend,
+        seen: Arc::default(),
+    };
+    let f2 = front.clone();
+    let app = Router::new().route("/orders/{id}", get(move || front_handler(f2.clone())));
+    let correlation = CorrelationLayer::new(sink.clone())
+        .cloud_role("frontend")
+        .id_source(OtelIdSource::new());
+    let app = match setup.otel_axum {
+        OtelAxum::Absent => app.layer(correlation),
+        OtelAxum::OutsideCorrelationLayer => app.layer(correlation).layer(OtelAxumLayer::default()),
+        OtelAxum::InsideCorrelationLayer => app.layer(OtelAxumLayer::default()).layer(correlation),
+    };
+    let addr = serve(app).await;
+    let mut request = reqwest::Client::new().get(format!("http://{addr}/orders/7"));
+    if setup.traceparent {
+        request = request.header("traceparent", format!("00-{TRACE}-{CALLER}-01"));
+    }
+    let body = request.send().await.unwrap().text().await.unwrap();
+    assert_eq!(body, "items");
+    // One frontend Request and two backend Requests.
+    for _ in 0..400 {
+        if by_kind(&sink.items(), TelemetryKind::Request).len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let _ = provider.force_flush();
+    let _ = provider.shutdown();
+    let seen = front.seen.lock().unwrap().clone();
+    let backend_headers = backend_headers.lock().unwrap().clone();
+    Outcome {
+        items: sink.take(),
+        seen,
+        backend_headers,
+    }
+}
+
+fn dependency<'a>(items: &'a [Telemetry], name: &str) -> Option<&'a Telemetry> {
+    items
+        .iter()
+        .find(|t| matches!(&t.data, TelemetryData::Dependency(d) if d.name == name))
+}
+
+fn is_backend(t: &Telemetry) -> bool {
+    t.tags.get("ai.cloud.role") == Some("backend")
+}
+
+/// How many Trace items have this message.
+fn logs(items: &[Telemetry], message: &str) -> Vec<Telemetry> {
+    items
+        .iter()
+        .filter(|t| matches!(&t.data, TelemetryData::Trace(m) if m.message == message))
+        .cloned()
+        .collect()
+}
+
+/// One tree (DESIGN invariants 1 and 2): one Request for the frontend, one operation, unique
+/// ids, every item under an item of the tree, and the handler's spans, logs and calls where
+/// the handler made them.
+fn assert_one_tree(out: &Outcome, setup: Setup) {
+    let items = &out.items;
+    let context = format!("{setup:?}: {items:#?}");
+    let front: Vec<_> = by_kind(items, TelemetryKind::Request)
+        .into_iter()
+        .filter(|t| !is_backend(t))
+        .collect();
+    assert_eq!(front.len(), 1, "one Request per request, {context}");
+    let front = front[0];
+    let front_id = front.id().unwrap();
+    assert_eq!(
+        front.operation_parent_id(),
+        setup.traceparent.then_some(CALLER),
+        "{context}"
+    );
+    if setup.traceparent {
+        assert_eq!(front.operation_id(), Some(TRACE), "{context}");
+    }
+    assert!(
+        items
+            .iter()
+            .all(|i| i.operation_id() == front.operation_id()),
+        "one operation, {context}"
+    );
+    let ids: Vec<&str> = items.iter().filter_map(|i| i.id()).collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "ids are unique, {context}");
+    for i in items.iter().filter(|i| i.id() != Some(front_id)) {
+        let parent = i.operation_parent_id().unwrap_or_else(|| panic!("{i:#?}"));
+        assert!(ids.contains(&parent), "{i:#?} is in the tree, {context}");
+    }
+
+    // The handler runs in the request: under the Request, or with an OpenTelemetry server
+    // middleware inside the server layer, under its span, an InProc dependency of the
+    // Request. (When a filter disables that middleware's span, it makes the caller's context
+    // current instead; what starts in it is reported under the Request.)
+    let handler = match out.seen.handler_span.as_str() {
+        CALLER => front_id,
+        span => span,
+    };
+    if handler != front_id {
+        let nested = items.iter().find(|i| i.id() == Some(handler)).unwrap();
+        assert_eq!(nested.operation_parent_id(), Some(front_id), "{context}");
+        assert_eq!(
+            setup.otel_axum,
+            OtelAxum::InsideCorrelationLayer,
+            "{context}"
+        );
+        assert!(
+            matches!(&nested.data, TelemetryData::Dependency(d) if d.dependency_type == "InProc"),
+            "{context}"
+        );
+    }
+    let db = dependency(items, "db.query").unwrap();
+    assert_eq!(db.operation_parent_id(), Some(handler), "{context}");
+    assert_eq!(operation_name(db), Some("GET /orders/{id}"), "{context}");
+
+    // A call inside a span made current with the OpenTelemetry API is its child, and the
+    // backend's Request is the call's.
+    let outer = dependency(items, "grpc.outer").unwrap();
+    assert_eq!(outer.id(), Some(out.seen.outer.as_str()), "{context}");
+    assert_eq!(outer.operation_parent_id(), Some(handler), "{context}");
+    let call = items
+        .iter()
+        .find(|i| i.kind() == TelemetryKind::Dependency && i.operation_parent_id() == outer.id())
+        .unwrap_or_else(|| panic!("a call under grpc.outer, {context}"));
+    let call_id = call.id().unwrap();
+    let t = front.operation_id().unwrap();
+    assert!(
+        out.backend_headers
+            .iter()
+            .any(|h| h["traceparent"] == format!("00-{t}-{call_id}-01").as_str()),
+        "the traceparent sent names the call, {context}"
+    );
+    assert!(
+        by_kind(items, TelemetryKind::Request)
+            .iter()
+            .any(|r| is_backend(r) && r.operation_parent_id() == Some(call_id)),
+        "{context}"
+    );
+}
+
+/// Each log is one Trace item in each documented setup (the crate docs' table), in the
+/// request, in a span made current with the OpenTelemetry API, and in an `#[instrument]`ed
+/// function.
+#[tokio::test]
+async fn logs_are_reported_once_in_each_documented_setup() {
+    // TracelinkLayer without OpenTelemetry.
+    let sink = Arc::new(MemorySink::new());
+    let subscriber = tracing_subscriber::registry().with(TracelinkLayer::new(sink.clone()));
+    let guard = tracing::subscriber::set_default(subscriber);
+    let (items, _) = scenario(sink, false).await;
+    drop(guard);
+    for message in ["handler started", "loading items"] {
+        assert_eq!(logs(&items, message).len(), 1, "{message}: {items:#?}");
+    }
+
+    let setups = [
+        Setup::DOCUMENTED,
+        Setup {
+            otel_axum: OtelAxum::OutsideCorrelationLayer,
+            ..Setup::DOCUMENTED
+        },
+        Setup {
+            otel_axum: OtelAxum::InsideCorrelationLayer,
+            ..Setup::DOCUMENTED
+        },
+        Setup {
+            tracelink_layer: false,
+            ..Setup::DOCUMENTED
+        },
+    ];
+    for setup in setups {
+        let out = run(setup).await;
+        let items = &out.items;
+        for message in ["handler started", "in grpc.outer", "loading items"] {
+            let found = logs(items, message);
+            assert_eq!(found.len(), 1, "{message} once, {setup:?}: {items:#?}");
+        }
+        assert_one_tree(&out, setup);
+        if setup.tracelink_layer {
+            // Where each log was made.
+            let parent = |m| logs(items, m)[0].operation_parent_id().map(str::to_owned);
+            let load = dependency(items, "load_items").unwrap();
+            assert_eq!(parent("loading items").as_deref(), load.id());
+            assert_eq!(
+                parent("in grpc.outer").as_deref(),
+                Some(out.seen.outer.as_str())
+            );
+            assert_eq!(
+                parent("handler started").as_deref(),
+                Some(out.seen.handler_span.as_str())
+            );
+        }
+    }
+}
+
+/// DESIGN invariant 2 with axum-tracing-opentelemetry: one Request per request with
+/// `OtelAxumLayer` outside `CorrelationLayer` (its span is adopted: the Request's id is the
+/// span's) or inside it (its span is an InProc dependency of the Request), with and without
+/// a caller's `traceparent`.
+#[tokio::test]
+async fn one_request_per_request_with_otel_axum_layer_in_either_order() {
+    for otel_axum in [
+        OtelAxum::OutsideCorrelationLayer,
+        OtelAxum::InsideCorrelationLayer,
+    ] {
+        for traceparent in [true, false] {
+            let setup = Setup {
+                otel_axum,
+                traceparent,
+                ..Setup::DOCUMENTED
+            };
+            let out = run(setup).await;
+            assert_one_tree(&out, setup);
+            let front = by_kind(&out.items, TelemetryKind::Request)
+                .into_iter()
+                .find(|r| !is_backend(r))
+                .unwrap();
+            if otel_axum == OtelAxum::OutsideCorrelationLayer {
+                assert_eq!(
+                    front.id(),
+                    Some(out.seen.handler_span.as_str()),
+                    "the Request is OtelAxumLayer's span"
+                );
+            }
+            assert_eq!(front.tags.get("ai.cloud.role"), Some("frontend"));
+            assert_eq!(operation_name(front), Some("GET /orders/{id}"));
+        }
+    }
+}
+
+/// DESIGN invariant 3: with the subscriber filtered at WARN, the request's span (and
+/// OtelAxumLayer's) is filtered out, and spans made with the OpenTelemetry API inside the
+/// request still have its operation id, parent and name; a call inside one is still its
+/// child.
+#[tokio::test]
+async fn at_warn_opentelemetry_api_spans_keep_the_request() {
+    let cases = [
+        OtelAxum::Absent,
+        OtelAxum::OutsideCorrelationLayer,
+        OtelAxum::InsideCorrelationLayer,
+    ]
+    .into_iter()
+    .flat_map(|a| [(a, true), (a, false)]);
+    for (otel_axum, traceparent) in cases {
+        let setup = Setup {
+            filter: "warn",
+            traceparent,
+            otel_axum,
+            ..Setup::DOCUMENTED
+        };
+        let out = run(setup).await;
+        assert_one_tree(&out, setup);
+        let front = by_kind(&out.items, TelemetryKind::Request)
+            .into_iter()
+            .find(|r| !is_backend(r))
+            .unwrap();
+        if otel_axum != OtelAxum::InsideCorrelationLayer || !traceparent {
+            assert_eq!(
+                front.id(),
+                Some(out.seen.handler_span.as_str()),
+                "the request is current in OpenTelemetry, {setup:?}"
+            );
+        }
+        let outer = dependency(&out.items, "grpc.outer").unwrap();
+        assert_eq!(operation_name(outer), Some("GET /orders/{id}"));
+        assert!(
+            dependency(&out.items, "load_items").is_none(),
+            "the INFO span is filtered out"
+        );
+        assert_eq!(logs(&out.items, "handler started").len(), 1);
+        assert!(logs(&out.items, "in grpc.outer").is_empty());
+    }
+}
+
+/// A call made inside a span made current with the OpenTelemetry API is that span's child:
+/// its Dependency's parent is the span, the `traceparent` sent names the Dependency, and the
+/// downstream Request's parent is the Dependency.
+#[tokio::test]
+async fn a_call_inside_an_opentelemetry_span_is_its_child() {
+    let out = run(Setup::DOCUMENTED).await;
+    assert_one_tree(&out, Setup::DOCUMENTED);
+    let items = &out.items;
+    let outer = dependency(items, "grpc.outer").unwrap();
+    let calls: Vec<_> = items
+        .iter()
+        .filter(|i| matches!(&i.data, TelemetryData::Dependency(d) if d.dependency_type.starts_with("Http")))
+        .collect();
+    assert_eq!(calls.len(), 2, "{items:#?}");
+    let under_outer = calls
+        .iter()
+        .find(|c| c.operation_parent_id() == outer.id())
+        .expect("the call inside grpc.outer");
+    let load = dependency(items, "load_items").unwrap();
+    assert!(
+        calls.iter().any(|c| c.operation_parent_id() == load.id()),
+        "the call in the instrumented fn is its child"
+    );
+    let backend = by_kind(items, TelemetryKind::Request)
+        .into_iter()
+        .find(|r| is_backend(r) && r.operation_parent_id() == under_outer.id())
+        .expect("the downstream Request under the call");
+    assert_eq!(backend.operation_id(), Some(TRACE));
+}
+
+/// Without any operation of tracelink's, a log and a call inside a span made current with
+/// the OpenTelemetry API (a background job) are the span's children, once each.
+#[tokio::test]
+async fn logs_and_calls_in_a_background_opentelemetry_span() {
+    let sink = Arc::new(MemorySink::new());
+    let provider = documented_provider(TracelinkSpanExporter::new(sink.clone()));
+    let tracer = provider.tracer("job");
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracer.clone()))
+        .with(TracelinkLayer::new(sink.clone()).opentelemetry_ids());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (backend, headers) = plain_backend(&sink).await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(DependencyMiddleware::from_config(
+            DependencyConfig::new(sink.clone()).id_source(OtelIdSource::new()),
+        ))
+        .build();
+    let job = opentelemetry::Context::current_with_span(tracer.start("nightly job"));
+    let job_id = job.span().span_context().span_id().to_string();
+    let trace = job.span().span_context().trace_id().to_string();
+    async {
+        tracing::info!("job step");
+        client
+            .get(format!("http://{backend}/items"))
+            .send()
+            .await
+            .unwrap();
+    }
+    .with_context(job.clone())
+    .await;
+    job.span().end();
+    for _ in 0..200 {
+        if !by_kind(&sink.items(), TelemetryKind::Request).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = provider.force_flush();
+    let items = sink.take();
+    let log = logs(&items, "job step");
+    assert_eq!(log.len(), 1, "{items:#?}");
+    assert_eq!(log[0].operation_parent_id(), Some(job_id.as_str()));
+    let call = by_kind(&items, TelemetryKind::Dependency)
+        .into_iter()
+        .find(|d| {
+            d.operation_parent_id() == Some(job_id.as_str()) && d.id() != Some(job_id.as_str())
+        })
+        .expect("the call under the job's span");
+    assert_eq!(call.operation_id(), Some(trace.as_str()));
+    let call_id = call.id().unwrap();
+    assert_eq!(
+        headers.lock().unwrap()[0]["traceparent"],
+        format!("00-{trace}-{call_id}-01").as_str()
+    );
+    assert!(dependency(&items, "nightly job").is_some());
+    let _ = provider.shutdown();
+}
+
+/// The operation's user context reaches the spans made with the OpenTelemetry API inside the
+/// request (DESIGN invariant 7), and so does the authenticated user a handler sets.
+#[tokio::test]
+async fn opentelemetry_spans_carry_the_user_of_their_request() {
+    let sink = Arc::new(MemorySink::new());
+    let provider = documented_provider(TracelinkSpanExporter::new(sink.clone()));
+    let tracer = provider.tracer("users");
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracer.clone()))
+        .with(TracelinkLayer::new(sink.clone()).opentelemetry_ids());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = Router::new()
+        .route(
+            "/profile",
+            get(move |c: tracelink_tower::Correlation| {
+                let tracer = tracer.clone();
+                async move {
+                    tracer.start("before sign-in").end();
+                    c.set_authenticated_user("alice", None);
+                    tracer.start("after sign-in").end();
+                    "ok"
+                }
+            }),
+        )
+        .layer(CorrelationLayer::new(sink.clone()).id_source(OtelIdSource::new()));
+    let addr = serve(app).await;
+    let res = reqwest::Client::new()
+        .get(format!("http://{addr}/profile"))
+        .header(
+            "cookie",
+            "ai_user=u-42|2026-11-01T00:00:00.000Z; ai_session=s-7|1764460800000|1764460800000",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "ok");
+    for _ in 0..200 {
+        if !by_kind(&sink.items(), TelemetryKind::Request).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = provider.force_flush();
+    let items = sink.take();
+    let before = dependency(&items, "before sign-in").unwrap();
+    let after = dependency(&items, "after sign-in").unwrap();
+    for span in [before, after] {
+        assert_eq!(span.tags.get("ai.user.id"), Some("u-42"), "{span:#?}");
+        assert_eq!(span.tags.get("ai.session.id"), Some("s-7"));
+        assert_eq!(operation_name(span), Some("GET /profile"));
+        assert!(
+            !span.properties.contains_key("ai.user.id"),
+            "a tag, not a property"
+        );
+    }
+    assert_eq!(before.tags.get("ai.user.authUserId"), None);
+    assert_eq!(after.tags.get("ai.user.authUserId"), Some("alice"));
+    let _ = provider.shutdown();
+}
+
+/// The provider's Resource gives the exported items their role, instance and version, as the
+/// Azure Monitor exporters map them; the SDK's default `unknown_service` names no role.
+#[test]
+fn resource_attributes_become_role_instance_and_version() {
+    use opentelemetry_sdk::Resource;
+    let export_one = |resource: Resource| {
+        let sink = Arc::new(MemorySink::new());
+        let exporter = TracelinkSpanExporter::new(sink.clone());
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(
+                exporter.operation_names(SimpleSpanProcessor::new(exporter.clone())),
+            )
+            .with_resource(resource)
+            .build();
+        let tracer = provider.tracer("test");
+        let mut span = tracer.start("work");
+        span.add_event("checkpoint", vec![]);
+        span.end();
+        let _ = provider.shutdown();
+        sink.take()
+    };
+    let items = export_one(
+        Resource::builder_empty()
+            .with_service_name("orders")
+            .with_attributes([
+                KeyValue::new("service.namespace", "shop"),
+                KeyValue::new("service.instance.id", "orders-7"),
+                KeyValue::new("service.version", "1.4.2"),
+            ])
+            .build(),
+    );
+    assert_eq!(items.len(), 2, "the span and its event");
+    for item in &items {
+        assert_eq!(item.tags.get("ai.cloud.role"), Some("shop.orders"));
+        assert_eq!(item.tags.get("ai.cloud.roleInstance"), Some("orders-7"));
+        assert_eq!(item.tags.get("ai.application.ver"), Some("1.4.2"));
+    }
+    let items = export_one(Resource::builder().build());
+    assert_eq!(items[0].tags.get("ai.cloud.role"), None, "{items:#?}");
+    assert_eq!(items[0].tags.get("ai.application.ver"), None);
+}

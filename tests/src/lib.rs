@@ -25,4 +25,10 @@ pub mod data {
             include_str!("../data/captures/python-azure-monitor-exporter-1.0.0b58.ndjson"),
         ),
     ];
+    /// What the Node SDK 2.9.8 sent with standard metrics, performance counters and an
+    /// Entra ID credential: one JSON object per line, posts with their envelopes (see
+    /// `tests/data/captures/standard-metrics/README.md`).
+    pub const STANDARD_METRICS_CAPTURE: &str = include_str!(
+        "../data/captures/standard-metrics/node-applicationinsights-2.9.8-standard-metrics.ndjson"
+    );
 }

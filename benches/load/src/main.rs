@@ -1,24 +1,30 @@
 //! The head-to-head load benchmark (BENCHMARKS.md): the same hello-world axum handler served
-//! bare, with tracelink, and with the OpenTelemetry stack a Rust user picks today; a
+//! bare, with tracelink, and with the OpenTelemetry stack a Rust user picks today, and the
+//! same realistic handler (spans, logs, a backend call: [`real`]) served the same ways; a
 //! closed-loop generator on the other core; the variants interleaved round by round so that
 //! drift hits all of them alike.
 //!
 //! ```text
 //! cargo run --release -p tracelink-load -- [--duration SECS] [--warmup SECS] [--rounds N]
-//!     [--concurrency N] [--variants bare,tracelink,tracelink10,peer,tracelink-forward] [--smoke]
+//!     [--concurrency N] [--variants bare,tracelink,...] [--perf DIR] [--smoke]
 //! ```
 //!
-//! `peer-forward` (the peer stack calling the backend through `reqwest-tracing`) is a separate
-//! binary on OpenTelemetry 0.32: build it first with
-//! `cargo build --release --manifest-path benches/load-peer/Cargo.toml`.
+//! A variant written `name@path` is served by the `tracelink-load` binary at `path` (another
+//! build of this benchmark): two builds of the code compared in one interleaved run.
+//!
+//! `peer-forward` and `peer-real` (the peer stack calling the backend through
+//! `reqwest-tracing`) are a separate binary on OpenTelemetry 0.32: build it first with
+//! `cargo build --release --manifest-path benches/load-peer/Cargo.toml`. Without it they are
+//! skipped, with a note.
 //!
 //! Each server runs as its own process pinned to core 0 (`taskset`); the generator (hyper,
 //! one keep-alive connection per concurrent client) runs pinned to core 1, as does the bare
-//! backend of the forwarding variant. Per variant it reports requests/s, p50 and p99 latency,
-//! server CPU time per request (from `/proc/<pid>/stat`, all threads: the exporter's and the
-//! batch span processor's work counts), heap allocations per request (a counting allocator in
-//! the server), and peak RSS (`VmHWM`).
+//! backend of the forwarding and realistic variants. Per variant it reports requests/s, p50
+//! and p99 latency, server CPU time per request (from `/proc/<pid>/stat`, all threads: the
+//! exporter's and the batch span processor's work counts), heap allocations per request (a
+//! counting allocator in the server), and peak RSS (`VmHWM`).
 
+mod real;
 mod server;
 
 use std::collections::BTreeMap;
@@ -36,6 +42,8 @@ struct Options {
     rounds: usize,
     concurrency: usize,
     variants: Vec<String>,
+    /// Where to write a `perf record` profile of each server's measured window.
+    perf: Option<std::path::PathBuf>,
 }
 
 fn options() -> Options {
@@ -51,9 +59,16 @@ fn options() -> Options {
             "tracelink0",
             "peer",
             "tracelink-forward",
+            "bare-real",
+            "tracelink-real",
+            "tracelink10-real",
+            "tracelink0-real",
+            "tracelink-otel-real",
+            "peer-real",
         ]
         .map(String::from)
         .to_vec(),
+        perf: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -66,6 +81,7 @@ fn options() -> Options {
             "--rounds" => o.rounds = value.parse().expect("rounds"),
             "--concurrency" => o.concurrency = value.parse().expect("concurrency"),
             "--variants" => o.variants = value.split(',').map(str::to_owned).collect(),
+            "--perf" => o.perf = Some(value.into()),
             "--smoke" => {
                 o.duration = Duration::from_millis(500);
                 o.warmup = Duration::from_millis(200);
@@ -94,8 +110,8 @@ impl Drop for Server {
     }
 }
 
-/// The peer stack's forwarding variant lives in its own binary (OpenTelemetry 0.32):
-/// `$TRACELINK_LOAD_PEER`, or `benches/load-peer/target/release/tracelink-load-peer`.
+/// The peer stack's variants that call the backend live in their own binary (OpenTelemetry
+/// 0.32): `$TRACELINK_LOAD_PEER`, or `benches/load-peer/target/release/tracelink-load-peer`.
 fn peer_binary() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("TRACELINK_LOAD_PEER") {
         return p.into();
@@ -110,17 +126,33 @@ fn peer_binary() -> std::path::PathBuf {
     root.join("benches/load-peer/target/release/tracelink-load-peer")
 }
 
+/// Whether the variant is served by the peer binary of `benches/load-peer`.
+fn in_peer_binary(variant: &str) -> bool {
+    matches!(variant, "peer-forward" | "peer-real")
+}
+
+/// Whether the variant's handler calls the bare backend.
+fn calls_backend(variant: &str) -> bool {
+    let name = base_name(variant);
+    name.ends_with("-forward") || name.ends_with("-real")
+}
+
+/// The variant without the `@binary` of another build.
+fn base_name(variant: &str) -> &str {
+    variant.split('@').next().unwrap_or(variant)
+}
+
+/// Serves `variant` (`name`, or `name@binary`: served by another build of this benchmark, to
+/// compare two builds of the code in one interleaved run).
 fn spawn(variant: &str, core: u32, backend: Option<SocketAddr>) -> Server {
-    let exe = if variant == "peer-forward" {
-        let p = peer_binary();
-        assert!(
-            p.exists(),
-            "{} is missing: cargo build --release --manifest-path benches/load-peer/Cargo.toml",
-            p.display()
-        );
-        p
-    } else {
-        std::env::current_exe().expect("own path")
+    let (variant, build) = match variant.split_once('@') {
+        Some((v, b)) => (v, Some(std::path::PathBuf::from(b))),
+        None => (variant, None),
+    };
+    let exe = match build {
+        Some(b) => b,
+        None if in_peer_binary(variant) => peer_binary(),
+        None => std::env::current_exe().expect("own path"),
     };
     let mut cmd = Command::new("taskset");
     cmd.arg("-c")
@@ -226,9 +258,7 @@ struct Measure {
 }
 
 async fn measure(variant: &str, o: &Options, ticks_per_s: f64) -> Measure {
-    let backend = variant
-        .ends_with("-forward")
-        .then(|| spawn("bare", 1, None));
+    let backend = calls_backend(variant).then(|| spawn("bare", 1, None));
     let server = spawn(variant, 0, backend.as_ref().map(|b| b.addr));
     let addr = server.addr;
     let pid = server.child.id();
@@ -262,10 +292,34 @@ async fn measure(variant: &str, o: &Options, ticks_per_s: f64) -> Measure {
         }));
     }
     tokio::time::sleep_until(warm_end.into()).await;
+    // `--perf DIR`: the server's measured window, sampled by `perf record` (its arguments from
+    // `TRACELINK_LOAD_PERF_ARGS`, else on-CPU samples without call stacks).
+    let perf = o.perf.as_ref().map(|dir| {
+        let args = std::env::var("TRACELINK_LOAD_PERF_ARGS")
+            .unwrap_or_else(|_| "-e cpu-clock -F 4999".to_owned());
+        Command::new("perf")
+            .arg("record")
+            .args(args.split_whitespace())
+            .arg("-o")
+            .arg(dir.join(format!("{}.data", variant.replace(['/', '@'], "_"))))
+            .arg("-p")
+            .arg(pid.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("perf")
+    });
     let (cpu0, alloc0) = (cpu_ticks(pid), allocations(addr).await);
     let rss0 = status_kib(pid, "VmRSS:");
     tokio::time::sleep_until(end.into()).await;
     let (cpu1, alloc1) = (cpu_ticks(pid), allocations(addr).await);
+    if let Some(mut p) = perf {
+        // SIGINT: perf writes its data and exits.
+        let _ = Command::new("kill")
+            .args(["-INT", &p.id().to_string()])
+            .status();
+        let _ = p.wait();
+    }
     let rss1 = status_kib(pid, "VmRSS:");
     let mut lat: Vec<u32> = Vec::new();
     for t in tasks {
@@ -303,7 +357,24 @@ fn main() {
         let variant = args.next().unwrap_or_else(|| "bare".into());
         return server::run(&variant, args.next());
     }
-    let o = options();
+    let mut o = options();
+    let peer = peer_binary();
+    if !peer.exists() {
+        let missing: Vec<String> = o
+            .variants
+            .iter()
+            .filter(|v| in_peer_binary(v))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "skipping {}: {} is missing (cargo build --release --manifest-path benches/load-peer/Cargo.toml)",
+                missing.join(", "),
+                peer.display()
+            );
+            o.variants.retain(|v| !in_peer_binary(v));
+        }
+    }
     // The generator runs on core 1; servers on core 0.
     let _ = Command::new("taskset")
         .args(["-p", "-c", "1", &std::process::id().to_string()])
@@ -335,39 +406,55 @@ fn main() {
     let med = |v: &str, f: fn(&Measure) -> f64| {
         results.get(v).map(|ms| median(ms.iter().map(f).collect()))
     };
-    let (bare_rps, bare_cpu) = (med("bare", |m| m.rps), med("bare", |m| m.cpu_us_per_req));
-    let (peer_rps, peer_cpu) = (med("peer", |m| m.rps), med("peer", |m| m.cpu_us_per_req));
+    // Each variant is compared with the bare server and the peer stack serving its handler.
+    let baselines = |v: &str| match base_name(v).ends_with("-real") {
+        true => ("bare-real", "peer-real"),
+        false => ("bare", "peer"),
+    };
     println!(
-        "| variant | req/s | p50 µs | p99 µs | server CPU µs/req | CPU added µs/req | allocs/req | peak RSS MiB | req/s vs bare | req/s vs peer |"
+        "| variant | req/s | p50 µs | p99 µs | server CPU µs/req | CPU added µs/req | allocs/req | peak RSS MiB | RSS MiB start -> end | req/s vs bare | req/s vs peer |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for v in &o.variants {
+        let (bare, peer) = baselines(v);
         let g = |f: fn(&Measure) -> f64| med(v, f).unwrap_or(0.0);
         let (rps, cpu) = (g(|m| m.rps), g(|m| m.cpu_us_per_req));
         let ratio = |base: Option<f64>| {
             base.filter(|b| *b > 0.0)
                 .map_or("-".to_owned(), |b| format!("{:.2}x", rps / b))
         };
-        let added = bare_cpu.map_or("-".to_owned(), |b| format!("{:.1}", cpu - b));
+        let added =
+            med(bare, |m| m.cpu_us_per_req).map_or("-".to_owned(), |b| format!("{:.1}", cpu - b));
         println!(
-            "| {v} | {rps:.0} | {:.0} | {:.0} | {cpu:.1} | {added} | {:.1} | {:.1} | {} | {} |",
+            "| {v} | {rps:.0} | {:.0} | {:.0} | {cpu:.1} | {added} | {:.1} | {:.1} | {:.1} -> {:.1} | {} | {} |",
             g(|m| m.p50_us),
             g(|m| m.p99_us),
             g(|m| m.allocs_per_req),
             g(|m| m.peak_rss_mib),
-            ratio(bare_rps),
-            ratio(peer_rps),
+            g(|m| m.rss_start_mib),
+            g(|m| m.rss_end_mib),
+            ratio(med(bare, |m| m.rps)),
+            ratio(med(peer, |m| m.rps)),
         );
     }
-    if let (Some(bc), Some(pc), Some(tc)) =
-        (bare_cpu, peer_cpu, med("tracelink", |m| m.cpu_us_per_req))
-    {
-        println!(
-            "\nCPU added per request: tracelink {:.1} µs, peer {:.1} µs ({:.2}x of the peer's).",
-            tc - bc,
-            pc - bc,
-            (tc - bc) / (pc - bc)
-        );
+    for (ours, bare, peer) in [
+        ("tracelink", "bare", "peer"),
+        ("tracelink-real", "bare-real", "peer-real"),
+        ("tracelink-otel-real", "bare-real", "peer-real"),
+    ] {
+        let cpu = |v: &str| med(v, |m| m.cpu_us_per_req);
+        let rps = |v: &str| med(v, |m| m.rps);
+        if let (Some(bc), Some(pc), Some(tc), Some(pr), Some(tr)) =
+            (cpu(bare), cpu(peer), cpu(ours), rps(peer), rps(ours))
+        {
+            println!(
+                "\nCPU added per request over {bare}: {ours} {:.1} µs, {peer} {:.1} µs ({:.2}x of the peer's); req/s {:.2}x the peer's.",
+                tc - bc,
+                pc - bc,
+                (tc - bc) / (pc - bc),
+                tr / pr,
+            );
+        }
     }
     let cores = Command::new("nproc")
         .arg("--all")

@@ -9,6 +9,18 @@
 //! the opentelemetry_sdk 0.33 batch span processor + opentelemetry-application-insights 0.46
 //! with an HttpClient that discards the request), `tracelink-forward` (like `tracelink`, and the
 //! handler calls the backend once through reqwest with tracelink's middleware).
+//!
+//! The `-real` variants serve the realistic handler of [`crate::real`] (spans, events, one
+//! backend call), each set up the way its users set it up:
+//! - `bare-real`: reqwest alone, and a `tracing` subscriber that drops everything (what the
+//!   instrumentation macros cost by themselves);
+//! - `tracelink-real`, `tracelink10-real`, `tracelink0-real`: the facade
+//!   (`tracelink::builder()` with a transport that discards the bytes), its server layer,
+//!   reqwest client and `tracing` layer behind an INFO filter, at 100 %, 10 % and 0 %;
+//! - `tracelink-otel-real`: the facade with OpenTelemetry (`Builder::opentelemetry`:
+//!   `tracing-opentelemetry`, `TracelinkSpanExporter` behind a batch span processor,
+//!   `OtelIdSource` on the layers), the same INFO filter;
+//! - `peer-real` lives in `benches/load-peer` (reqwest-tracing needs OpenTelemetry 0.32).
 use std::alloc::System;
 use std::sync::Arc;
 
@@ -23,6 +35,10 @@ use tracelink_export::transport::{
 };
 use tracelink_export::{Exporter, Sampling};
 use tracelink_tower::server::CorrelationLayer;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+
+use crate::real::{self, Http};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -83,10 +99,37 @@ fn exporter(sampling: Sampling) -> Exporter {
 }
 
 fn base() -> Router {
-    Router::new().route("/hello/{id}", get(hello)).route(
+    with_alloc(Router::new().route("/hello/{id}", get(hello)))
+}
+
+/// Adds `GET /__alloc`: heap allocations so far.
+fn with_alloc(router: Router) -> Router {
+    router.route(
         "/__alloc",
         get(|| async { GLOBAL.stats().allocations.to_string() }),
     )
+}
+
+/// The facade set up as its users do, exporting into [`Discard`] (no spool), sampling
+/// `percentage`; with OpenTelemetry when `otel`.
+fn facade(percentage: f64, otel: bool) -> tracelink::Tracelink {
+    let sampling = if percentage >= 100.0 {
+        Sampling::off()
+    } else {
+        Sampling::fixed(percentage)
+    };
+    let builder = tracelink::builder()
+        .connection_string(CONN)
+        .role("load")
+        .role_instance("load-0")
+        .sampling(sampling)
+        .exporter(|e| e.transport(Discard).without_spool());
+    let builder = if otel {
+        builder.opentelemetry()
+    } else {
+        builder
+    };
+    builder.init().expect("tracelink")
 }
 
 /// Serves `variant` until killed, on one thread (the driver pins it to one core).
@@ -140,6 +183,31 @@ async fn serve(variant: &str, backend: Option<String>) {
                 )
                 .layer(CorrelationLayer::new(sink).cloud_role("load"));
             keep.push(Box::new(e));
+            app
+        }
+        "bare-real" => {
+            tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::new())
+                .expect("subscriber");
+            let http = Http::Plain(reqwest::Client::new());
+            with_alloc(real::router(http, &backend.expect("backend address")))
+        }
+        "tracelink-real" | "tracelink10-real" | "tracelink0-real" | "tracelink-otel-real" => {
+            let percentage = match variant {
+                "tracelink10-real" => 10.0,
+                "tracelink0-real" => 0.0,
+                _ => 100.0,
+            };
+            let otel = variant == "tracelink-otel-real";
+            let tl = facade(percentage, otel);
+            tracing_subscriber::registry()
+                .with(LevelFilter::INFO)
+                .with(tl.opentelemetry_layer())
+                .with(tl.tracing_layer())
+                .init();
+            let http = Http::Middleware(tl.reqwest_client(reqwest::Client::new()));
+            let app = with_alloc(real::router(http, &backend.expect("backend address")))
+                .layer(tl.layer());
+            keep.push(Box::new(tl));
             app
         }
         "peer" => {

@@ -103,6 +103,9 @@ pub enum StartErrorKind {
     Database,
     /// The listening socket could not be bound.
     Listen,
+    /// The operating system gave no random bytes for the login token, API key or
+    /// instrumentation key to generate.
+    Random,
 }
 
 impl StartError {
@@ -114,6 +117,14 @@ impl StartError {
     pub(crate) fn database(source: StoreError) -> Self {
         Self {
             kind: StartErrorKind::Database,
+            listen: None,
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn random(source: getrandom::Error) -> Self {
+        Self {
+            kind: StartErrorKind::Random,
             listen: None,
             source: Box::new(source),
         }
@@ -134,6 +145,7 @@ impl fmt::Display for StartError {
             (StartErrorKind::Database, _) => f.write_str("collector database unavailable"),
             (StartErrorKind::Listen, Some(addr)) => write!(f, "cannot listen on {addr}"),
             (StartErrorKind::Listen, None) => f.write_str("cannot listen"),
+            (StartErrorKind::Random, _) => f.write_str("cannot generate credentials"),
         }
     }
 }

@@ -15,23 +15,40 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - Ingestion ([`ingest`] module docs): `POST /v2/track` and `/v2.1/track`, JSON arrays or
-//!   newline-delimited JSON, gzip or plain; 200, 206 with per-item errors, 400, 413.
+//! - Breeze ingestion ([`ingest`] module docs): `POST /v2/track` and `/v2.1/track`, JSON
+//!   arrays or newline-delimited JSON, gzip or plain; 200, 206 with per-item errors, 400,
+//!   413; every `baseType` spelling the SDKs send (the browser SDK's `PageviewData`,
+//!   `PageviewPerformanceData`), unknown types kept under their own name.
+//! - OTLP/HTTP ingestion ([`otlp`] module docs): `POST /v1/traces`, `/v1/logs`,
+//!   `/v1/metrics`, protobuf or JSON, gzip or plain, mapped as the Azure Monitor
+//!   OpenTelemetry exporters map spans, logs and metrics, so that OpenTelemetry services,
+//!   tracelink services and Application Insights SDK services show as one transaction.
+//! - Access: open on loopback; bound elsewhere, a login token for the pages and the API, an
+//!   API key for OTLP and accepted instrumentation keys for Breeze ([`Config`]).
 //! - Storage ([`Store`]): one `items` table with typed columns and the raw JSON; WAL; writes
-//!   batched in transactions and acknowledged after commit; ids normalized for linking
-//!   (SPEC 10.2); retention by age and count ([`Retention`]).
+//!   batched in transactions and acknowledged after commit (a killed collector loses nothing
+//!   it acknowledged); ids normalized for linking (SPEC 10.2); the WAL bounded
+//!   ([`DEFAULT_WAL_LIMIT`]) and truncated on shutdown; retention by age, count and bytes,
+//!   oldest first ([`Retention`]); every refusal and deletion counted ([`Stats`]).
 //! - Queries ([`query`]): [`Store`] methods for recent operations, one operation as a tree
 //!   with its orphans, filtered items, roles, the application map and usage; and the
 //!   Application Insights docs' transaction table.
 //! - Errors: [`StoreError`] for store operations and [`StartError`] for
 //!   [`Collector::start`], each with a `kind()` to branch on and its cause as `source()`.
-//! - HTTP API: `GET /api/operations`, `GET /api/operations/{id}`, `GET /api/items`; pages at
-//!   `/` and `/operations/{id}`.
+//! - HTTP API: `GET /api/operations`, `GET /api/operations/{id}`, `GET /api/items`,
+//!   `GET /api/stats`; pages at `/` and `/operations/{id}`.
+//!
+//! The crate's README lists every accepted protocol and the mapping of each onto the data
+//! model.
 
+mod access;
 mod error;
 mod http;
 pub mod ingest;
+pub mod otlp;
 pub mod query;
+mod semconv;
+mod stats;
 mod store;
 mod web;
 
@@ -40,25 +57,47 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::oneshot;
 
+pub use access::OTLP_API_KEY_HEADER;
 pub use error::{StartError, StartErrorKind, StoreError, StoreErrorKind};
 pub use http::router;
-pub use store::{Retention, Store, normalize_id};
+pub use stats::Stats;
+pub use store::{DEFAULT_WAL_LIMIT, Retention, Store, normalize_id};
 pub use web::escape;
 
 /// The default address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7421";
 /// The default body limit: 16 MiB.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
-/// The instrumentation key in [`Collector::connection_string`] (the collector accepts any).
+/// The instrumentation key in [`Collector::connection_string`] when any is accepted.
 pub const LOCAL_IKEY: &str = "00000000-0000-0000-0000-000000000000";
 
-/// The collector's configuration.
-#[derive(Clone, Debug)]
+/// The collector's configuration. Its `Debug` shows which secrets are set, never their
+/// values.
+#[derive(Clone)]
 pub struct Config {
     listen: SocketAddr,
     db: PathBuf,
     max_body: usize,
     retention: Retention,
+    wal_limit: u64,
+    login_token: Option<String>,
+    otlp_api_key: Option<String>,
+    ikeys: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("db", &self.db)
+            .field("max_body", &self.max_body)
+            .field("retention", &self.retention)
+            .field("wal_limit", &self.wal_limit)
+            .field("login_token", &self.login_token.as_ref().map(|_| "<set>"))
+            .field("otlp_api_key", &self.otlp_api_key.as_ref().map(|_| "<set>"))
+            .field("ikeys", &self.ikeys)
+            .finish()
+    }
 }
 
 impl Config {
@@ -71,16 +110,21 @@ impl Config {
             db: db.as_ref().to_owned(),
             max_body: DEFAULT_MAX_BODY,
             retention: Retention::default(),
+            wal_limit: DEFAULT_WAL_LIMIT,
+            login_token: None,
+            otlp_api_key: None,
+            ikeys: Vec::new(),
         }
     }
 
-    /// The address to listen on (`127.0.0.1:0` for an ephemeral port).
+    /// The address to listen on (`127.0.0.1:0` for an ephemeral port). Beyond loopback, the
+    /// pages, the query API and ingestion require credentials (see below).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
         self
     }
 
-    /// The largest request body (413 above it).
+    /// The largest request body (413 above it); decompressed bodies may be four times larger.
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
         self
@@ -89,6 +133,36 @@ impl Config {
     /// What the database keeps.
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// The WAL size at which the writer checkpoints it fully and starts it over (default
+    /// [`DEFAULT_WAL_LIMIT`]).
+    pub fn wal_limit(mut self, bytes: u64) -> Self {
+        self.wal_limit = bytes;
+        self
+    }
+
+    /// The token the pages and the query API require (kept in a cookie after
+    /// `/login?t=<token>`, or sent as `Authorization: Bearer <token>`). Required wherever the
+    /// collector listens once set; beyond loopback one is generated when none is set.
+    pub fn login_token(mut self, token: impl Into<String>) -> Self {
+        self.login_token = Some(token.into());
+        self
+    }
+
+    /// The key OTLP senders must send in the [`OTLP_API_KEY_HEADER`] header. Required wherever
+    /// the collector listens once set; beyond loopback one is generated when none is set.
+    pub fn otlp_api_key(mut self, key: impl Into<String>) -> Self {
+        self.otlp_api_key = Some(key.into());
+        self
+    }
+
+    /// An instrumentation key Breeze ingestion accepts (call again for more). Once one is
+    /// set, envelopes with any other `iKey` are refused; beyond loopback one is generated
+    /// when none is set.
+    pub fn instrumentation_key(mut self, ikey: impl Into<String>) -> Self {
+        self.ikeys.push(ikey.into());
         self
     }
 }
@@ -108,6 +182,7 @@ pub fn default_db_path() -> PathBuf {
 pub struct Collector {
     addr: SocketAddr,
     store: Store,
+    access: access::Access,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -115,14 +190,36 @@ pub struct Collector {
 impl Collector {
     /// Opens the database and starts serving on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Self, StartError> {
-        let store = Store::open(&config.db, config.retention).map_err(StartError::database)?;
+        let secret = |given: Option<String>, beyond: bool| -> Result<Option<String>, StartError> {
+            match given {
+                Some(s) => Ok(Some(s)),
+                None if beyond => access::secret().map(Some).map_err(StartError::random),
+                None => Ok(None),
+            }
+        };
+        let beyond = !config.listen.ip().is_loopback();
+        let mut ikeys: Vec<String> = config
+            .ikeys
+            .iter()
+            .map(|k| k.trim().to_ascii_lowercase())
+            .collect();
+        if ikeys.is_empty() && beyond {
+            ikeys.push(access::ikey().map_err(StartError::random)?);
+        }
+        let access = access::Access {
+            login_token: secret(config.login_token.clone(), beyond)?,
+            otlp_api_key: secret(config.otlp_api_key.clone(), beyond)?,
+            ikeys,
+        };
+        let store = Store::open_with(&config.db, config.retention, config.wal_limit)
+            .map_err(StartError::database)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| StartError::listen(config.listen, e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::listen(config.listen, e))?;
-        let app = router(store.clone(), config.max_body);
+        let app = http::routes(store.clone(), config.max_body, access.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -135,6 +232,7 @@ impl Collector {
         Ok(Self {
             addr,
             store,
+            access,
             stop: Some(stop),
             task,
         })
@@ -145,17 +243,40 @@ impl Collector {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>`: the OTLP/HTTP endpoint too (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// A connection string for SDKs and exporters sending here.
+    /// The URL that logs a browser in: `<url>/login?t=<token>` when a login token is
+    /// required, else the [`url`](Self::url).
+    pub fn login_url(&self) -> String {
+        match &self.access.login_token {
+            Some(t) => format!("{}/login?t={t}", self.url()),
+            None => self.url(),
+        }
+    }
+
+    /// The token the pages and the query API require, if any.
+    pub fn login_token(&self) -> Option<&str> {
+        self.access.login_token.as_deref()
+    }
+
+    /// The key OTLP senders must send in [`OTLP_API_KEY_HEADER`], if any.
+    pub fn otlp_api_key(&self) -> Option<&str> {
+        self.access.otlp_api_key.as_deref()
+    }
+
+    /// The instrumentation keys Breeze ingestion accepts; empty: any.
+    pub fn instrumentation_keys(&self) -> &[String] {
+        &self.access.ikeys
+    }
+
+    /// A connection string for SDKs and exporters sending here (with the first accepted
+    /// instrumentation key, else [`LOCAL_IKEY`]).
     pub fn connection_string(&self) -> String {
-        format!(
-            "InstrumentationKey={LOCAL_IKEY};IngestionEndpoint={}",
-            self.url()
-        )
+        let ikey = self.access.ikeys.first().map_or(LOCAL_IKEY, String::as_str);
+        format!("InstrumentationKey={ikey};IngestionEndpoint={}", self.url())
     }
 
     /// The database.
@@ -163,11 +284,18 @@ impl Collector {
         &self.store
     }
 
-    /// Stops serving (in-flight requests finish).
+    /// What was stored, refused and deleted since it started.
+    pub fn stats(&self) -> Stats {
+        self.store.stats()
+    }
+
+    /// Stops serving (in-flight requests finish), then closes the database: everything
+    /// acknowledged is committed and the WAL is checkpointed and truncated.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+        self.store.close().await;
     }
 }

@@ -1,13 +1,21 @@
 //! `tracelink-collector`: serve the local ingestion endpoint, or query its database.
 //!
 //! ```text
-//! tracelink-collector [serve] [--listen ADDR] [--db PATH] [--retention-days N] [--max-items N] [--max-body BYTES]
+//! tracelink-collector [serve] [--listen ADDR] [--db PATH] [--retention-days N] [--max-items N]
+//!     [--max-bytes BYTES] [--max-body BYTES] [--wal-limit BYTES] [--login-token TOKEN]
+//!     [--otlp-api-key KEY] [--ikeys KEY,KEY]
 //! tracelink-collector query operations [--db PATH] [--limit N] [--role ROLE] [--failed]
 //! tracelink-collector query operation <operation_Id> [--db PATH]
 //! tracelink-collector query items [--db PATH] [--type TYPE] [--role ROLE] [--limit N]
 //! ```
 //!
-//! Environment: `TRACELINK_COLLECTOR_LISTEN`, `TRACELINK_COLLECTOR_DB`.
+//! Environment: `TRACELINK_COLLECTOR_LISTEN`, `TRACELINK_COLLECTOR_DB`,
+//! `TRACELINK_COLLECTOR_LOGIN_TOKEN`, `TRACELINK_COLLECTOR_OTLP_API_KEY`,
+//! `TRACELINK_COLLECTOR_IKEYS`.
+//!
+//! `serve` prints where to send telemetry and, when bound beyond loopback, the login URL, the
+//! OTLP API key and the accepted instrumentation key. It stops on Ctrl-C or SIGTERM, closing
+//! the database (the WAL checkpointed and truncated).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,7 +25,9 @@ use tracelink_collector::query::{self, ItemFilter, OperationFilter};
 use tracelink_collector::{Collector, Config, Retention, Store, default_db_path};
 
 const USAGE: &str = "usage:
-  tracelink-collector [serve] [--listen ADDR] [--db PATH] [--retention-days N] [--max-items N] [--max-body BYTES]
+  tracelink-collector [serve] [--listen ADDR] [--db PATH] [--retention-days N] [--max-items N]
+      [--max-bytes BYTES] [--max-body BYTES] [--wal-limit BYTES] [--login-token TOKEN]
+      [--otlp-api-key KEY] [--ikeys KEY,KEY]
   tracelink-collector query operations [--db PATH] [--limit N] [--role ROLE] [--failed]
   tracelink-collector query operation <operation_Id> [--db PATH]
   tracelink-collector query items [--db PATH] [--type TYPE] [--role ROLE] [--limit N]";
@@ -104,26 +114,48 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(a: &Args) -> Result<(), String> {
-    let listen = a
-        .flags
-        .get("listen")
+/// A flag, else an environment variable.
+fn setting(a: &Args, flag: &str, env: &str) -> Option<String> {
+    a.flags
+        .get(flag)
         .cloned()
-        .or_else(|| std::env::var("TRACELINK_COLLECTOR_LISTEN").ok())
+        .or_else(|| std::env::var(env).ok())
+        .filter(|v| !v.is_empty())
+}
+
+fn serve(a: &Args) -> Result<(), String> {
+    let listen = setting(a, "listen", "TRACELINK_COLLECTOR_LISTEN")
         .unwrap_or_else(|| tracelink_collector::DEFAULT_LISTEN.to_owned());
     let listen = listen
         .parse()
         .map_err(|_| format!("--listen: invalid address {listen:?}"))?;
     let mut retention = Retention::default();
     if let Some(d) = flag(a, "retention-days")? {
-        retention.max_days = d;
+        retention = retention.days(d);
     }
     if let Some(n) = flag(a, "max-items")? {
-        retention.max_items = n;
+        retention = retention.items(n);
+    }
+    if let Some(b) = flag(a, "max-bytes")? {
+        retention = retention.bytes(b);
     }
     let mut config = Config::new(db(a)).listen(listen).retention(retention);
     if let Some(b) = flag(a, "max-body")? {
         config = config.max_body(b);
+    }
+    if let Some(b) = flag(a, "wal-limit")? {
+        config = config.wal_limit(b);
+    }
+    if let Some(t) = setting(a, "login-token", "TRACELINK_COLLECTOR_LOGIN_TOKEN") {
+        config = config.login_token(t);
+    }
+    if let Some(k) = setting(a, "otlp-api-key", "TRACELINK_COLLECTOR_OTLP_API_KEY") {
+        config = config.otlp_api_key(k);
+    }
+    if let Some(keys) = setting(a, "ikeys", "TRACELINK_COLLECTOR_IKEYS") {
+        for k in keys.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            config = config.instrumentation_key(k);
+        }
     }
     let path = db(a);
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
@@ -134,11 +166,38 @@ fn serve(a: &Args) -> Result<(), String> {
             c.url(),
             path.display()
         );
+        if c.login_token().is_some() {
+            println!("pages and API: {}", c.login_url());
+        }
         println!("connection string: {}", c.connection_string());
-        let _ = tokio::signal::ctrl_c().await;
+        match c.otlp_api_key() {
+            Some(key) => println!(
+                "OTLP/HTTP: OTEL_EXPORTER_OTLP_ENDPOINT={} OTEL_EXPORTER_OTLP_HEADERS={}={key}",
+                c.url(),
+                tracelink_collector::OTLP_API_KEY_HEADER
+            ),
+            None => println!("OTLP/HTTP: OTEL_EXPORTER_OTLP_ENDPOINT={}", c.url()),
+        }
+        stopped().await;
         c.shutdown().await;
         Ok(())
     })
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn run_query(a: &Args) -> Result<(), String> {

@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rusqlite::{Connection, Row as SqlRow, params_from_iter, types::Value as SqlValue};
+use rusqlite::{
+    Connection, OptionalExtension, Row as SqlRow, params_from_iter, types::Value as SqlValue,
+};
 use serde::Serialize;
 
 use crate::error::StoreError;
@@ -71,34 +73,85 @@ pub struct Item {
 const COLUMNS: &str =
     "seq, timestamp, ts_ms, item_type, name, id, id_norm, operation_id, parent_id,
     parent_norm, operation_name, cloud_role, role_instance, user_id, session_id, duration_ms,
-    success, result_code, target, source, url, legacy_root, raw";
+    success, result_code, target, source, url, legacy_root, raw, batch, raw_at, raw_len";
 
-fn item(r: &SqlRow<'_>) -> rusqlite::Result<Item> {
-    Ok(Item {
-        seq: r.get(0)?,
-        timestamp: r.get(1)?,
-        ts_ms: r.get(2)?,
-        item_type: r.get(3)?,
-        name: r.get(4)?,
-        id: r.get(5)?,
-        id_norm: r.get(6)?,
-        operation_id: r.get(7)?,
-        parent_id: r.get(8)?,
-        parent_norm: r.get(9)?,
-        operation_name: r.get(10)?,
-        cloud_role: r.get(11)?,
-        role_instance: r.get(12)?,
-        user_id: r.get(13)?,
-        session_id: r.get(14)?,
-        duration_ms: r.get(15)?,
-        success: r.get(16)?,
-        result_code: r.get(17)?,
-        target: r.get(18)?,
-        source: r.get(19)?,
-        url: r.get(20)?,
-        legacy_root: r.get(21)?,
-        raw: r.get(22)?,
-    })
+/// Where an item's envelope is, when it is in a stored body: (batch, at, len).
+type BodyRef = Option<(i64, i64, i64)>;
+
+fn item(r: &SqlRow<'_>) -> rusqlite::Result<(Item, BodyRef)> {
+    let body = match (
+        r.get::<_, Option<i64>>(23)?,
+        r.get::<_, Option<i64>>(24)?,
+        r.get::<_, Option<i64>>(25)?,
+    ) {
+        (Some(b), Some(at), Some(len)) => Some((b, at, len)),
+        _ => None,
+    };
+    Ok((
+        Item {
+            seq: r.get(0)?,
+            timestamp: r.get(1)?,
+            ts_ms: r.get(2)?,
+            item_type: r.get(3)?,
+            name: r.get(4)?,
+            id: r.get(5)?,
+            id_norm: r.get(6)?,
+            operation_id: r.get(7)?,
+            parent_id: r.get(8)?,
+            parent_norm: r.get(9)?,
+            operation_name: r.get(10)?,
+            cloud_role: r.get(11)?,
+            role_instance: r.get(12)?,
+            user_id: r.get(13)?,
+            session_id: r.get(14)?,
+            duration_ms: r.get(15)?,
+            success: r.get(16)?,
+            result_code: r.get(17)?,
+            target: r.get(18)?,
+            source: r.get(19)?,
+            url: r.get(20)?,
+            legacy_root: r.get(21)?,
+            raw: r.get(22)?,
+        },
+        body,
+    ))
+}
+
+/// Fills in the envelopes kept in stored bodies: each body read and decompressed once.
+fn with_raw(conn: &Connection, rows: Vec<(Item, BodyRef)>) -> rusqlite::Result<Vec<Item>> {
+    let mut bodies: HashMap<i64, Option<Vec<u8>>> = HashMap::new();
+    let mut read = conn.prepare_cached("SELECT gzip, body FROM batches WHERE id = ?1")?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (mut item, body) in rows {
+        if let Some((batch, at, len)) = body {
+            if let std::collections::hash_map::Entry::Vacant(e) = bodies.entry(batch) {
+                let stored: Option<(bool, Vec<u8>)> = read
+                    .query_row([batch], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                e.insert(stored.and_then(|(gzip, bytes)| {
+                    if !gzip {
+                        return Some(bytes);
+                    }
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut flate2::read::GzDecoder::new(&bytes[..]),
+                        &mut out,
+                    )
+                    .ok()
+                    .map(|_| out)
+                }));
+            }
+            let (at, len) = (at.max(0) as usize, len.max(0) as usize);
+            item.raw = bodies[&batch]
+                .as_deref()
+                .and_then(|b| b.get(at..at.saturating_add(len)))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default()
+                .to_owned();
+        }
+        out.push(item);
+    }
+    Ok(out)
 }
 
 /// A recent operation.
@@ -224,8 +277,10 @@ fn operation_items(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Item>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM items WHERE operation_id = ?1 OR legacy_root = ?1 ORDER BY timestamp, seq"
     ))?;
-    let rows = stmt.query_map([id], item)?;
-    rows.collect()
+    let rows = stmt
+        .query_map([id], item)?
+        .collect::<rusqlite::Result<_>>()?;
+    with_raw(conn, rows)
 }
 
 /// Operation `id` as a tree; `None` when it has no items.
@@ -399,8 +454,10 @@ fn items(conn: &Connection, f: &ItemFilter) -> rusqlite::Result<Vec<Item>> {
         cond.join(" AND ")
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), item)?;
-    rows.collect()
+    let rows = stmt
+        .query_map(params_from_iter(args), item)?
+        .collect::<rusqlite::Result<_>>()?;
+    with_raw(conn, rows)
 }
 
 /// The table the Application Insights docs show for one operation:
@@ -750,8 +807,10 @@ fn session_items(conn: &Connection, session_id: &str) -> rusqlite::Result<Vec<It
         "SELECT {COLUMNS} FROM items WHERE session_id = ?1
          AND item_type IN ('request', 'pageView', 'customEvent') ORDER BY timestamp, seq LIMIT 1000"
     ))?;
-    let rows = stmt.query_map([session_id], item)?;
-    rows.collect()
+    let rows = stmt
+        .query_map([session_id], item)?
+        .collect::<rusqlite::Result<_>>()?;
+    with_raw(conn, rows)
 }
 
 /// The reads: each runs on the store's read connection, off the runtime's threads, and fails

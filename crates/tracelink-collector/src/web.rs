@@ -300,6 +300,20 @@ fn detail(item: &Item, body: &mut String) {
             let _ = write!(body, "<tr><th>{k}</th><td>{}</td></tr>", escape(&v));
         }
     }
+    if item.item_type == "browserTiming" {
+        let v: serde_json::Value = serde_json::from_str(&item.raw).unwrap_or_default();
+        for (key, label) in [
+            ("networkConnect", "network"),
+            ("sentRequest", "send"),
+            ("receivedResponse", "receive"),
+            ("domProcessing", "DOM processing"),
+            ("perfTotal", "total"),
+        ] {
+            if let Some(t) = v["data"]["baseData"][key].as_str() {
+                let _ = write!(body, "<tr><th>{label}</th><td>{}</td></tr>", escape(t));
+            }
+        }
+    }
     for (k, v) in properties(&item.raw) {
         let _ = write!(
             body,

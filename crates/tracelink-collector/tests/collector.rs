@@ -193,6 +193,13 @@ async fn ingests_every_capture_in_every_encoding() {
         assert_eq!(body["itemsReceived"], lines.len());
     }
     assert_eq!(count(&c).await, expected);
+    // Every envelope is kept exactly as received (in the stored body, whatever its encoding).
+    let mut all = query::ItemFilter::default();
+    all.limit = Some(1000);
+    let lines: Vec<&str> = CAPTURES.iter().flat_map(|c| c.lines()).collect();
+    for item in c.store().items(&all).await.unwrap() {
+        assert!(lines.contains(&item.raw.as_str()), "{:?}", item.raw);
+    }
     // SPEC 10.2: the Node dependency `|T.S.` is the parent of nothing here, but its id
     // is stored normalized; the Node request is its parent.
     let tree = c
@@ -361,10 +368,7 @@ async fn retention_deletes_the_oldest() {
     assert_eq!(status, 200);
     let deleted = c
         .store()
-        .enforce_retention(Retention {
-            max_days: 7,
-            max_items: 4,
-        })
+        .enforce_retention(Retention::default().items(4))
         .await
         .unwrap();
     assert_eq!(deleted, 1 + 6);
@@ -376,10 +380,7 @@ async fn retention_deletes_the_oldest() {
     assert!(ops[0].start_ms > 1_700_000_000_000, "{}", ops[0].start);
     // And an operation whose items are all gone leaves the list.
     c.store()
-        .enforce_retention(Retention {
-            max_days: 7,
-            max_items: 0,
-        })
+        .enforce_retention(Retention::default().items(0))
         .await
         .unwrap();
     assert!(operations(&c).await.is_empty());
@@ -605,6 +606,15 @@ async fn deep_parent_chains_are_served_flattened_below_the_depth_cap() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("p2999"));
 }
+
+#[path = "cases/access.rs"]
+mod access;
+#[path = "cases/browser.rs"]
+mod browser;
+#[path = "cases/durability.rs"]
+mod durability;
+#[path = "cases/otlp.rs"]
+mod otlp;
 
 /// Failures come back as typed errors: a kind to branch on, the cause as the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,7 +40,7 @@ pub mod headers {
 
 /// The header names tracelink reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Known {
+pub(crate) enum Known {
     TraceParent,
     TraceState,
     Baggage,
@@ -66,6 +66,19 @@ impl Known {
             (19, b'c') if is(headers::CORRELATION_CONTEXT) => Self::CorrelationContext,
             _ => return None,
         })
+    }
+
+    /// The name, lower case.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Self::TraceParent => headers::TRACEPARENT,
+            Self::TraceState => headers::TRACESTATE,
+            Self::Baggage => headers::BAGGAGE,
+            Self::TraceResponse => headers::TRACERESPONSE,
+            Self::RequestId => headers::REQUEST_ID,
+            Self::CorrelationContext => headers::CORRELATION_CONTEXT,
+            Self::RequestContext => headers::REQUEST_CONTEXT,
+        }
     }
 }
 
@@ -287,18 +300,21 @@ pub trait Injector: Extractor {
 }
 
 /// Sets `name` unless it has a value, to a value tracelink formatted itself as header bytes
-/// (visible ASCII), such as a `traceparent`.
+/// (visible ASCII), such as a `traceparent`. Into a [`http::HeaderMap`], under the name's
+/// constant (no name parsing or matching).
 #[inline]
 pub(crate) fn set_ascii_if_absent<I: Injector + ?Sized>(
     carrier: &mut I,
-    name: &'static str,
+    name: Known,
     value: &[u8],
 ) -> bool {
     #[cfg(feature = "http")]
     if let Some(map) = carrier.header_map_mut() {
-        return http_impl::insert_if_absent(map, name, || http::HeaderValue::from_bytes(value).ok());
+        return http_impl::insert_known_if_absent(map, name, || {
+            http::HeaderValue::from_bytes(value).ok()
+        });
     }
-    core::str::from_utf8(value).is_ok_and(|v| carrier.set_if_absent(name, v))
+    core::str::from_utf8(value).is_ok_and(|v| carrier.set_if_absent(name.name(), v))
 }
 
 /// Sets `name` unless it has a value, to a value tracelink holds as a header value already.
@@ -306,13 +322,15 @@ pub(crate) fn set_ascii_if_absent<I: Injector + ?Sized>(
 #[inline]
 pub(crate) fn set_value_if_absent<I: Injector + ?Sized>(
     carrier: &mut I,
-    name: &'static str,
+    name: Known,
     value: &http::HeaderValue,
 ) -> bool {
     if let Some(map) = carrier.header_map_mut() {
-        return http_impl::insert_if_absent(map, name, || Some(value.clone()));
+        return http_impl::insert_known_if_absent(map, name, || Some(value.clone()));
     }
-    value.to_str().is_ok_and(|v| carrier.set_if_absent(name, v))
+    value
+        .to_str()
+        .is_ok_and(|v| carrier.set_if_absent(name.name(), v))
 }
 
 impl<T: Extractor + ?Sized> Extractor for &T {
@@ -388,15 +406,31 @@ mod http_impl {
     }
 
     /// Inserts under `name` unless it has a value; `value` is made only when needed.
-    pub(crate) fn insert_if_absent(
+    fn insert_if_absent(
         map: &mut HeaderMap,
         name: &str,
         value: impl FnOnce() -> Option<HeaderValue>,
     ) -> bool {
-        let Some(n) = self::name(name) else {
-            return false;
-        };
-        match map.entry(n) {
+        self::name(name).is_some_and(|n| insert_named_if_absent(map, n, value))
+    }
+
+    /// [`insert_if_absent`] under one of our names.
+    #[inline]
+    pub(crate) fn insert_known_if_absent(
+        map: &mut HeaderMap,
+        name: Known,
+        value: impl FnOnce() -> Option<HeaderValue>,
+    ) -> bool {
+        insert_named_if_absent(map, name.header_name(), value)
+    }
+
+    #[inline]
+    fn insert_named_if_absent(
+        map: &mut HeaderMap,
+        name: HeaderName,
+        value: impl FnOnce() -> Option<HeaderValue>,
+    ) -> bool {
+        match map.entry(name) {
             http::header::Entry::Vacant(slot) => value().map(|v| slot.insert(v)).is_some(),
             http::header::Entry::Occupied(_) => false,
         }
@@ -421,29 +455,29 @@ mod http_impl {
     /// The correlation headers of a map: one pass over a small map, lookups in a large one.
     #[inline]
     pub(crate) fn correlation_headers(map: &HeaderMap) -> CorrelationHeaders<'_> {
-            let mut c = CorrelationHeaders::default();
-            if map.len() <= SCAN_LIMIT {
-                for (name, value) in map {
-                    // Only our values are decoded: most of a request's headers are not.
-                    if let Some(k) = Known::of(name.as_str()) {
-                        file(&mut c, k, value);
-                    }
-                }
-            } else {
-                for k in [
-                    Known::TraceParent,
-                    Known::TraceState,
-                    Known::Baggage,
-                    Known::RequestId,
-                    Known::CorrelationContext,
-                    Known::RequestContext,
-                ] {
-                    for v in HeaderMap::get_all(map, k.header_name()).iter().take(2) {
-                        file(&mut c, k, v);
-                    }
+        let mut c = CorrelationHeaders::default();
+        if map.len() <= SCAN_LIMIT {
+            for (name, value) in map {
+                // Only our values are decoded: most of a request's headers are not.
+                if let Some(k) = Known::of(name.as_str()) {
+                    file(&mut c, k, value);
                 }
             }
-            c
+        } else {
+            for k in [
+                Known::TraceParent,
+                Known::TraceState,
+                Known::Baggage,
+                Known::RequestId,
+                Known::CorrelationContext,
+                Known::RequestContext,
+            ] {
+                for v in HeaderMap::get_all(map, k.header_name()).iter().take(2) {
+                    file(&mut c, k, v);
+                }
+            }
+        }
+        c
     }
 
     impl Injector for HeaderMap {

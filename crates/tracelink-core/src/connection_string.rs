@@ -4,7 +4,10 @@
 //! trimmed; empty entries are ignored; a duplicate key is an error; at most 4096 chars.
 //! `InstrumentationKey` (a GUID) is required. The ingestion endpoint is `IngestionEndpoint`,
 //! else `https://<Location.>dc.<EndpointSuffix>` when `EndpointSuffix` is set, else
-//! `https://dc.services.visualstudio.com`. `ApplicationId` is the own appId (SPEC 5.2).
+//! `https://dc.services.visualstudio.com`. The Live Metrics endpoint is `LiveEndpoint`, else
+//! `https://<Location.>live.<EndpointSuffix>` when `EndpointSuffix` is set, else
+//! `https://rt.services.visualstudio.com`. `ApplicationId` is the own appId (SPEC 5.2).
+//! `AADAudience` is the audience of Entra ID tokens for ingestion ([`ConnectionString::aad_scope`]).
 //! The instrumentation key is never printed in full by `Debug` or `Display`.
 //!
 //! ```
@@ -14,6 +17,7 @@
 //!     IngestionEndpoint=http://127.0.0.1:4318/;ApplicationId=abc".parse().unwrap();
 //! assert_eq!(cs.ingestion_endpoint(), "http://127.0.0.1:4318");
 //! assert_eq!(cs.track_url(), "http://127.0.0.1:4318/v2.1/track");
+//! assert_eq!(cs.live_endpoint(), "https://rt.services.visualstudio.com");
 //! assert_eq!(cs.application_id().map(|a| a.as_str()), Some("abc"));
 //! assert!(!format!("{cs:?}").contains("444444444444"));
 //! ```
@@ -29,13 +33,22 @@ pub const MAX_LEN: usize = 4096;
 pub const ENV_VAR: &str = "APPLICATIONINSIGHTS_CONNECTION_STRING";
 /// The endpoint used when the connection string names none.
 pub const DEFAULT_INGESTION_ENDPOINT: &str = "https://dc.services.visualstudio.com";
+/// The Live Metrics endpoint used when the connection string names none.
+pub const DEFAULT_LIVE_ENDPOINT: &str = "https://rt.services.visualstudio.com";
+
+/// The scope of Entra ID (Azure AD) tokens for ingestion when the connection string names no
+/// `AADAudience`: the Azure Monitor audience `https://monitor.azure.com/` and `/.default`,
+/// as every Application Insights SDK asks for it.
+pub const DEFAULT_AAD_SCOPE: &str = "https://monitor.azure.com//.default";
 
 /// A parsed connection string.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionString {
     instrumentation_key: String,
     ingestion_endpoint: String,
+    live_endpoint: String,
     application_id: Option<AppId>,
+    aad_audience: Option<String>,
 }
 
 /// Why a connection string was refused.
@@ -165,14 +178,30 @@ impl ConnectionString {
             }
             _ => DEFAULT_INGESTION_ENDPOINT.to_owned(),
         };
+        let live_endpoint = match (get("liveendpoint"), get("endpointsuffix")) {
+            (Some(e), _) if !e.is_empty() => endpoint(e)?,
+            (_, Some(suffix)) if !suffix.is_empty() => {
+                let suffix = suffix.trim_matches('.');
+                match get("location").filter(|l| !l.is_empty()) {
+                    Some(loc) => endpoint(&format!("https://{loc}.live.{suffix}"))?,
+                    None => endpoint(&format!("https://live.{suffix}"))?,
+                }
+            }
+            _ => DEFAULT_LIVE_ENDPOINT.to_owned(),
+        };
         let application_id = match get("applicationid").filter(|a| !a.is_empty()) {
             Some(a) => Some(AppId::new(a).map_err(|_| err(InvalidApplicationId))?),
             None => None,
         };
+        let aad_audience = get("aadaudience")
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned);
         Ok(Self {
             instrumentation_key: ikey.to_owned(),
             ingestion_endpoint,
+            live_endpoint,
             application_id,
+            aad_audience,
         })
     }
 
@@ -206,9 +235,52 @@ impl ConnectionString {
         format!("{}/v2.1/track", self.ingestion_endpoint)
     }
 
+    /// The Live Metrics (QuickPulse) endpoint, without a trailing `/`: `LiveEndpoint`, else
+    /// one built from `EndpointSuffix` and `Location`, else [`DEFAULT_LIVE_ENDPOINT`].
+    ///
+    /// ```
+    /// use tracelink_core::ConnectionString;
+    ///
+    /// let cs = ConnectionString::parse("InstrumentationKey=00000000-1111-2222-3333-444444444444;\
+    ///     LiveEndpoint=https://westeurope.livediagnostics.monitor.azure.com/").unwrap();
+    /// assert_eq!(cs.live_endpoint(), "https://westeurope.livediagnostics.monitor.azure.com");
+    /// ```
+    pub fn live_endpoint(&self) -> &str {
+        &self.live_endpoint
+    }
+
     /// The own application id, from `ApplicationId`.
     pub fn application_id(&self) -> Option<&AppId> {
         self.application_id.as_ref()
+    }
+
+    /// `AADAudience`: the audience of Entra ID tokens for ingestion, for sovereign clouds
+    /// (`https://monitor.azure.us/`, ...).
+    pub fn aad_audience(&self) -> Option<&str> {
+        self.aad_audience.as_deref()
+    }
+
+    /// The scope to ask an Entra ID credential for: [`DEFAULT_AAD_SCOPE`] without
+    /// `AADAudience`; the audience itself when it ends in `/.default` (as the Node SDK takes
+    /// it); else the audience followed by `/.default` (as the .NET SDK makes it, so
+    /// `https://monitor.azure.us/` asks for `https://monitor.azure.us//.default`).
+    ///
+    /// ```
+    /// use tracelink_core::ConnectionString;
+    ///
+    /// let ikey = "InstrumentationKey=00000000-1111-2222-3333-444444444444";
+    /// let cs = ConnectionString::parse(ikey).unwrap();
+    /// assert_eq!(cs.aad_scope(), "https://monitor.azure.com//.default");
+    /// let cs = ConnectionString::parse(&format!("{ikey};AADAudience=https://monitor.azure.us/")).unwrap();
+    /// assert_eq!(cs.aad_audience(), Some("https://monitor.azure.us/"));
+    /// assert_eq!(cs.aad_scope(), "https://monitor.azure.us//.default");
+    /// ```
+    pub fn aad_scope(&self) -> String {
+        match self.aad_audience.as_deref() {
+            None => DEFAULT_AAD_SCOPE.to_owned(),
+            Some(a) if a.ends_with("/.default") => a.to_owned(),
+            Some(a) => format!("{a}/.default"),
+        }
     }
 }
 
@@ -224,7 +296,9 @@ impl fmt::Debug for ConnectionString {
         f.debug_struct("ConnectionString")
             .field("instrumentation_key", &self.redacted_instrumentation_key())
             .field("ingestion_endpoint", &self.ingestion_endpoint)
+            .field("live_endpoint", &self.live_endpoint)
             .field("application_id", &self.application_id)
+            .field("aad_audience", &self.aad_audience)
             .finish()
     }
 }
@@ -281,6 +355,39 @@ mod tests {
         let cs = ConnectionString::parse(&format!("InstrumentationKey={IKEY};Authorization=a=b"))
             .unwrap();
         assert_eq!(cs.instrumentation_key(), IKEY);
+    }
+
+    #[test]
+    fn spec_7_6_live_endpoints() {
+        let cs = ConnectionString::parse(&format!("InstrumentationKey={IKEY}")).unwrap();
+        assert_eq!(cs.live_endpoint(), DEFAULT_LIVE_ENDPOINT);
+        let cs = ConnectionString::parse(&format!(
+            "InstrumentationKey={IKEY};IngestionEndpoint=http://127.0.0.1:7421;liveendpoint = http://127.0.0.1:7421/ "
+        ))
+        .unwrap();
+        assert_eq!(cs.live_endpoint(), "http://127.0.0.1:7421");
+        let cs = ConnectionString::parse(&format!(
+            "InstrumentationKey={IKEY};EndpointSuffix=applicationinsights.azure.cn;Location=chinaeast2"
+        ))
+        .unwrap();
+        assert_eq!(
+            cs.live_endpoint(),
+            "https://chinaeast2.live.applicationinsights.azure.cn"
+        );
+        let cs = ConnectionString::parse(&format!(
+            "InstrumentationKey={IKEY};EndpointSuffix=ai.example;LiveEndpoint=https://live.example/"
+        ))
+        .unwrap();
+        assert_eq!(cs.live_endpoint(), "https://live.example");
+        let cs = ConnectionString::parse(&format!(
+            "InstrumentationKey={IKEY};EndpointSuffix=ai.example"
+        ))
+        .unwrap();
+        assert_eq!(cs.live_endpoint(), "https://live.ai.example");
+        assert_eq!(
+            kind(&format!("InstrumentationKey={IKEY};LiveEndpoint=ws://x")),
+            InvalidEndpoint
+        );
     }
 
     #[test]

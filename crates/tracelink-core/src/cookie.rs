@@ -54,7 +54,6 @@ pub(crate) fn valid_id(s: &str, max: usize) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
-
 pub(crate) fn valid_auth(s: &str) -> Option<String> {
     let ok = !s.is_empty()
         && s.chars().count() <= 1024

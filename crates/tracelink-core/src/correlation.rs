@@ -399,8 +399,7 @@ mod tests {
     #[test]
     fn spec_1_4_parent_relations() {
         let cfg = Propagation::default();
-        let req =
-            Correlation::new_root_named(&cfg, SamplingDecision::kept(50.0), Some("GET /x"));
+        let req = Correlation::new_root_named(&cfg, SamplingDecision::kept(50.0), Some("GET /x"));
         let r = req.to_item(Request::new("GET /x", "200", Duration::ZERO));
         assert_eq!(r.id(), Some(req.id().to_string().as_str()));
         assert_eq!(r.operation_parent_id(), None);

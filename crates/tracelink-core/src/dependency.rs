@@ -4,8 +4,9 @@
 //!
 //! For each call:
 //! 1. the parent is a [`Correlation`] in the request's extensions, else the current context
-//!    ([`crate::scope`]), else a new operation: a background job calling out is a root, and
-//!    the sink decides its sampling;
+//!    ([`crate::scope`], or with an [`IdSource`] the more recent of it and the span current
+//!    in the other tracing system: [`crate::id_source::current_context`]), else a new
+//!    operation: a background job calling out is a root, and the sink decides its sampling;
 //! 2. the call gets a new dependency id, and its headers are injected per the
 //!    [`Propagation`], never overwriting the caller's, and not at all for an excluded host
 //!    (SPEC 5.6) or a request carrying [`SkipPropagation`];
@@ -54,6 +55,7 @@ use http::{Extensions, HeaderMap, Method};
 use crate::carrier::headers;
 use crate::correlation::Correlation;
 use crate::id::TraceId;
+use crate::id_source::{self, IdSource};
 use crate::model::{Dependency, TagValue, tags};
 use crate::propagation::Propagation;
 use crate::request_context;
@@ -109,6 +111,7 @@ pub struct DependencyConfig {
     redaction: Redaction,
     cloud_role: Option<Arc<str>>,
     role_instance: Option<Arc<str>>,
+    id_source: Option<Arc<dyn IdSource>>,
 }
 
 impl fmt::Debug for DependencyConfig {
@@ -117,6 +120,7 @@ impl fmt::Debug for DependencyConfig {
             .field("propagation", &self.propagation)
             .field("redaction", &self.redaction)
             .field("cloud_role", &self.cloud_role)
+            .field("id_source", &self.id_source.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +134,7 @@ impl DependencyConfig {
             redaction: Redaction::default(),
             cloud_role: None,
             role_instance: None,
+            id_source: None,
         }
     }
 
@@ -154,6 +159,16 @@ impl DependencyConfig {
     /// `ai.cloud.roleInstance` of the items.
     pub fn role_instance(mut self, instance: impl Into<Arc<str>>) -> Self {
         self.role_instance = Some(instance.into());
+        self
+    }
+
+    /// Follows another tracing system's current span too (`tracelink-otel`'s `OtelIdSource`
+    /// for OpenTelemetry): a call made while a span of that system is current, and more
+    /// recent than tracelink's context, is that span's child, and the `traceparent` sent
+    /// names the Dependency whose parent is that span
+    /// ([`current_context`](crate::id_source::current_context)).
+    pub fn id_source(mut self, source: impl IdSource) -> Self {
+        self.id_source = Some(Arc::new(source));
         self
     }
 
@@ -222,6 +237,16 @@ impl CallError {
     }
 }
 
+/// `METHOD <path or template>`, allocated once.
+fn method_and(method: &Method, path: &str) -> String {
+    let method = method.as_str();
+    let mut name = String::with_capacity(method.len() + 1 + path.len());
+    name.push_str(method);
+    name.push(' ');
+    name.push_str(path);
+    name
+}
+
 /// One outgoing call in flight; records its Dependency item when finished.
 #[must_use = "finish the call to record it"]
 pub struct OutgoingCall {
@@ -231,8 +256,8 @@ pub struct OutgoingCall {
     own_app_id: Option<Arc<str>>,
     role: Option<Arc<str>>,
     instance: Option<Arc<str>>,
-    time: SystemTime,
-    start: Instant,
+    /// When the call started (wall clock, and for the duration); recorded calls only.
+    clock: Option<(SystemTime, Instant)>,
 }
 
 impl fmt::Debug for OutgoingCall {
@@ -255,32 +280,36 @@ impl OutgoingCall {
         headers: &mut HeaderMap,
         extensions: Option<&Extensions>,
     ) -> Self {
-        let time = SystemTime::now();
-        let start = Instant::now();
         let ext = |f: &dyn Fn(&Extensions) -> bool| extensions.is_some_and(f);
         let explicit = extensions.and_then(|e| e.get::<Correlation>());
+        let current = || match &config.id_source {
+            Some(source) => id_source::current_context(&**source).map(|c| c.new_child()),
+            None => scope::with_current(|c| c.map(Correlation::new_child)),
+        };
         let dependency = match explicit.map(Correlation::new_child) {
             Some(d) => d,
-            None => scope::with_current(|c| c.map(Correlation::new_child)).unwrap_or_else(|| {
+            None => current().unwrap_or_else(|| {
                 let trace_id = TraceId::random();
                 let sampling = config.sink.sampling(trace_id);
                 Correlation::root(trace_id, &config.propagation, sampling, None)
             }),
         };
+        // DESIGN invariant 4: an unsampled call is propagation only (no clock, no item).
+        let sampled = dependency.is_sampled();
+        let clock = sampled.then(|| (SystemTime::now(), Instant::now()));
         let parts = Parts::parse(url);
-        let host_port = parts.map(|p| p.host_port()).unwrap_or_default();
         if !ext(&|e| e.get::<SkipPropagation>().is_some()) {
             let host = parts.map(|p| p.host);
             config.propagation.inject(&dependency, host, headers);
         }
-        let sampled = dependency.is_sampled();
-        let mut item = Dependency::new(String::new(), TYPE_HTTP);
+        let mut item = Dependency::default();
         if sampled {
+            item = Dependency::new(String::new(), TYPE_HTTP);
             let path = parts.map_or("/", |p| p.path());
             item.name = match extensions.and_then(|e| e.get::<DependencyName>()) {
                 Some(DependencyName(NameKind::Fixed(n))) => n.to_string(),
-                Some(DependencyName(NameKind::Route(r))) => format!("{method} {r}"),
-                None => format!("{method} {path}"),
+                Some(DependencyName(NameKind::Route(r))) => method_and(method, r),
+                None => method_and(method, path),
             };
             item.data = match parts {
                 Some(p) => config
@@ -288,17 +317,19 @@ impl OutgoingCall {
                     .absolute(p.scheme, p.authority, p.path_and_query),
                 None => url.to_owned(),
             };
-            item.target = host_port;
+            item.target = parts.map(|p| p.host_port()).unwrap_or_default();
         }
         Self {
             config: sampled.then(|| Arc::clone(&config.sink)),
             dependency,
             item,
-            own_app_id: config.propagation.own_app_id().map(|a| a.as_str().into()),
+            own_app_id: match sampled {
+                true => config.propagation.own_app_id().map(|a| a.as_str().into()),
+                false => None,
+            },
             role: config.cloud_role.clone(),
             instance: config.role_instance.clone(),
-            time,
-            start,
+            clock,
         }
     }
 
@@ -339,10 +370,14 @@ impl OutgoingCall {
         let Some(sink) = self.config.take() else {
             return;
         };
-        self.item.duration = self.start.elapsed();
+        if let Some((_, start)) = self.clock {
+            self.item.duration = start.elapsed();
+        }
         let data = std::mem::take(&mut self.item);
         let mut item = self.dependency.to_item(data);
-        item.time = self.time;
+        if let Some((time, _)) = self.clock {
+            item.time = time;
+        }
         if let Some(e) = error {
             item.properties.insert("error".into(), e.to_owned());
         }

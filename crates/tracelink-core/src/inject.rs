@@ -32,9 +32,8 @@
 //! assert!(storage.is_empty());
 //! ```
 
-
 use crate::baggage::Baggage;
-use crate::carrier::{self, Injector, headers};
+use crate::carrier::{self, Injector, Known, headers};
 use crate::correlation::Correlation;
 use crate::correlation_context;
 use crate::propagation::{Propagation, PropagationMode};
@@ -58,7 +57,7 @@ impl Propagation {
         let trace_id = dependency.trace_id();
         if self.mode != PropagationMode::Hierarchical
             && let Some(tp) = dependency.traceparent()
-            && carrier::set_ascii_if_absent(carrier, headers::TRACEPARENT, tp.to_header().as_bytes())
+            && carrier::set_ascii_if_absent(carrier, Known::TraceParent, tp.to_header().as_bytes())
             && let Some(ts) = dependency.trace_state()
         {
             inject_trace_state(ts, carrier);
@@ -72,7 +71,7 @@ impl Propagation {
             (_, Some(span), _) => {
                 carrier::set_ascii_if_absent(
                     carrier,
-                    headers::REQUEST_ID,
+                    Known::RequestId,
                     request_id::w3c_compatible(trace_id, span).as_bytes(),
                 );
             }
@@ -107,13 +106,12 @@ impl Propagation {
     }
 }
 
-
 /// SPEC 3.2: the tracestate, shortened to 512 chars, never empty; a received value that is
 /// sent unchanged is shared, not copied.
 fn inject_trace_state<I: Injector + ?Sized>(ts: &TraceState, carrier: &mut I) {
     #[cfg(feature = "http")]
     if let Some(v) = ts.shared_header_value() {
-        carrier::set_value_if_absent(carrier, headers::TRACESTATE, v);
+        carrier::set_value_if_absent(carrier, Known::TraceState, v);
         return;
     }
     if let Some(v) = ts.for_propagation() {
@@ -124,7 +122,7 @@ fn inject_trace_state<I: Injector + ?Sized>(ts: &TraceState, carrier: &mut I) {
 /// SPEC 5.3: add `appId=cid-v1:<own>` unless an `appId` item is already there.
 fn inject_request_context<I: Injector + ?Sized>(own: &AppId, carrier: &mut I) {
     #[cfg(feature = "http")]
-    let set = carrier::set_value_if_absent(carrier, headers::REQUEST_CONTEXT, own.http_value());
+    let set = carrier::set_value_if_absent(carrier, Known::RequestContext, own.http_value());
     #[cfg(not(feature = "http"))]
     let set = carrier.set_if_absent(headers::REQUEST_CONTEXT, own.header_value());
     if set {

@@ -18,6 +18,8 @@
 //! - the [`model`] (SPEC 6), [`envelope`]s (SPEC 7.1-7.3) and [`wire_time`] formats,
 //!   [`cookie`]s (SPEC 6.4), the [`connection_string`] (SPEC 7.6);
 //! - the [`sampling`] score (SPEC 8.1) and the [`TelemetrySink`] trait;
+//! - pre-aggregated [`metrics`]: custom metrics by name and dimensions, and the standard
+//!   metrics counted before sampling;
 //! - outgoing HTTP calls ([`dependency`], feature `http`): the logic the tower and reqwest
 //!   client middlewares share, and [`url`] redaction.
 //!
@@ -87,6 +89,7 @@ pub mod hosts;
 mod id;
 pub mod id_source;
 pub mod inject;
+pub mod metrics;
 pub mod model;
 pub mod propagation;
 mod received;

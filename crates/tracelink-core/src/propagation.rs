@@ -92,4 +92,3 @@ impl Propagation {
         self.hosts.is_excluded(host)
     }
 }
-

@@ -96,7 +96,11 @@ impl SamplingDecision {
     const fn new(percentage: f64, sampled: bool) -> Self {
         let magnitude = percentage.to_bits() & !DROPPED;
         Self {
-            bits: if sampled { magnitude } else { magnitude | DROPPED },
+            bits: if sampled {
+                magnitude
+            } else {
+                magnitude | DROPPED
+            },
         }
     }
 

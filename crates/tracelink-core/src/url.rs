@@ -169,7 +169,14 @@ impl<'a> Parts<'a> {
     /// `host` plus `:port` unless the port is absent, 80 or 443 (SPEC 5.5).
     pub fn host_port(&self) -> String {
         match self.port {
-            Some(p) if p != 80 && p != 443 => format!("{}:{p}", self.host),
+            Some(p) if p != 80 && p != 443 => {
+                use core::fmt::Write as _;
+                // One allocation: `format!` would grow the string on the way.
+                let mut s = String::with_capacity(self.host.len() + 6);
+                s.push_str(self.host);
+                let _ = write!(s, ":{p}");
+                s
+            }
             _ => self.host.to_owned(),
         }
     }

@@ -11,6 +11,7 @@ use tracelink_core::model::Telemetry;
 use crate::Processor;
 use crate::backoff::{Backoff, MAX_PROBE_INTERVAL, MAX_RETRY_AFTER};
 use crate::batch::{Batch, BatchLimits, Builder};
+use crate::credential::TokenCache;
 use crate::response::{Outcome, classify, unreadable};
 use crate::sampling::Sampler;
 use crate::spool::{Key, Store};
@@ -45,6 +46,8 @@ pub(crate) struct Sender {
     pub(crate) timeout: Duration,
     pub(crate) level: u32,
     pub(crate) stats: Arc<Counters>,
+    /// The Entra ID token to send, when the exporter has a credential.
+    credential: Option<Arc<TokenCache>>,
     state: Mutex<BackoffState>,
     draining: AtomicBool,
     inflight: AtomicUsize,
@@ -86,6 +89,7 @@ impl Sender {
             timeout,
             level,
             stats,
+            credential: None,
             state: Mutex::new(BackoffState::default()),
             draining: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
@@ -93,6 +97,17 @@ impl Sender {
             wake: Notify::new(),
             cancel: watch::channel(false).0,
         }
+    }
+
+    /// Sends every post with a token of `credential`.
+    pub(crate) fn with_credential(mut self, credential: Arc<TokenCache>) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// Stops with the sender: for the token's refresher.
+    pub(crate) fn cancelled(&self) -> watch::Receiver<bool> {
+        self.cancel.subscribe()
     }
 
     fn track(self: &Arc<Self>) -> Inflight {
@@ -207,9 +222,18 @@ impl Sender {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
+            // Never on the request path: posts run on the exporter's tasks.
+            let bearer = match &self.credential {
+                Some(c) => match c.bearer(self.timeout).await {
+                    Some(b) => Some(b),
+                    None => return Outcome::NoToken,
+                },
+                None => None,
+            };
             let req = TransportRequest {
                 url,
                 body: batch.gz.clone(),
+                authorization: bearer.as_ref().map(|b| b.header.clone()),
             };
             let res = tokio::time::timeout(self.timeout, self.transport.send(req)).await;
             let outcome = match res {
@@ -219,7 +243,18 @@ impl Sender {
                         tracing::debug!(target: "tracelink_export", status = r.status,
                             "answer body too long, too slow or broken off: the status decides");
                     }
-                    classify(&r, batch.count, SystemTime::now())
+                    let outcome = classify(&r, batch.count, SystemTime::now());
+                    match (&self.credential, &bearer, outcome) {
+                        (Some(c), Some(b), Outcome::Rejected(status @ (401 | 403))) => {
+                            c.refused(b, status);
+                            Outcome::Unauthorized
+                        }
+                        (Some(c), _, o) => {
+                            c.accepted();
+                            o
+                        }
+                        (None, _, o) => o,
+                    }
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(target: "tracelink_export", error = %e, "post failed");
@@ -276,6 +311,8 @@ impl Sender {
                 }
             }
             Outcome::Retry { after } => self.retry(batch, stored, after, false),
+            // Kept for a new token: the refresh runs while the backoff does.
+            Outcome::Unauthorized | Outcome::NoToken => self.retry(batch, stored, None, false),
             Outcome::Unreachable => self.retry(batch, stored, None, true),
             Outcome::Rejected(status) => {
                 tracing::debug!(target: "tracelink_export", status, items = n, "ingestion refused a batch: dropped");

@@ -39,7 +39,9 @@
 //!    batch after exponential backoff with full jitter (1 s up to 5 min, [`Backoff`]; at
 //!    most 30 s while there is no answer at all, see below), never sooner than
 //!    `Retry-After` (seconds or HTTP date); 307/308 switch to `Location` for good;
-//!    anything else drops the batch and counts it ([`DropReason::Rejected`]).
+//!    401/403 with a [credential](ExporterBuilder::credential) keep the batch and retry it
+//!    with a new token; anything else drops the batch and counts it
+//!    ([`DropReason::Rejected`]).
 //! 5. While batches cannot be sent they wait in the disk spool (on by default,
 //!    `<tmp>/tracelink/<hash of ikey and program>`, 50 MB, files older than 48 h deleted):
 //!    each batch a file written atomically. Stored batches are sent oldest first: when the
@@ -115,6 +117,21 @@
 //! supports it (any local one does). N exporters on one directory deliver each batch once,
 //! except when an answer is lost (see the table).
 //!
+//! ## Entra ID authentication
+//!
+//! For an Application Insights resource with local authentication disabled,
+//! [`ExporterBuilder::credential`] takes a [`TokenProvider`]: every post then carries
+//! `Authorization: Bearer <token>`, a token for `https://monitor.azure.com//.default` (or the
+//! connection string's `AADAudience`). The token is fetched when the exporter starts and
+//! refreshed 5 minutes before it expires, on the exporter's task, never on the request
+//! path. A 401 or 403 answer keeps the batch (in the spool), sets the token aside, fetches a
+//! new one and retries after the backoff; refusals and credential failures are counted
+//! ([`Stats::auth_refused`], [`Stats::token_failures`]) and, when they persist, reported by a
+//! WARN event at most once a minute. The [`credential`] module has the details. With
+//! feature `azure-identity`, `AzureCredential` gives tokens of a managed identity, workload
+//! identity, the Azure CLI or a service principal; the identity needs the role *Monitoring
+//! Metrics Publisher* on the resource.
+//!
 //! ## Flush and shutdown
 //!
 //! [`Exporter::flush`] sends everything queued now, spooled batches waiting for a free slot
@@ -123,21 +140,30 @@
 //! the last counters. Dropping the exporter without shutdown never hangs: what is queued
 //! goes to the spool.
 //!
+//! ## Features
+//!
+//! - `rustls` (default): HTTPS with rustls (ring) and the webpki roots.
+//! - `azure-identity`: `AzureCredential`, Entra ID tokens from the Azure SDK's credentials
+//!   (`azure_identity` 1.x). Its types appear in this crate's API only behind the feature.
+//!
 //! ## Self-observability
 //!
 //! [`Exporter::stats`] reads the counters: items taken in ([`Stats::enqueued`]), accepted by
 //! ingestion ([`Stats::sent`]), retried, spooled, dropped by reason ([`DropReason`]),
-//! spooled batches taken over from stopped exporters, unreadable answers, and the incoming
+//! spooled batches taken over from stopped exporters, unreadable answers, refused tokens
+//! and credential failures, and the incoming
 //! baggage members cut by the core's caps ([`Stats::baggage_truncated`]: at most 64
 //! properties and 8192 bytes from the `baggage` and `Correlation-Context` headers of a
 //! request, see `tracelink_core::baggage`). While drops grow, one WARN event (target
 //! `tracelink_export`, message "telemetry items were dropped") gives the counts by reason,
-//! at most once a minute. Other `tracing` events are at debug level (backoff, refusals,
-//! spool problems), never per item and never with the full instrumentation key.
+//! at most once a minute; so do a credential that keeps failing and a token refused after a
+//! refresh. Other `tracing` events are at debug level (backoff, refusals, spool problems),
+//! never per item and never with the full instrumentation key or a token.
 
 mod backoff;
 mod batch;
 mod channel;
+pub mod credential;
 mod response;
 mod sampling;
 mod spool;
@@ -157,6 +183,10 @@ use tracelink_core::{
 
 pub use backoff::Backoff;
 pub use batch::BatchLimits;
+#[cfg(feature = "azure-identity")]
+#[cfg_attr(docsrs, doc(cfg(feature = "azure-identity")))]
+pub use credential::AzureCredential;
+pub use credential::{AccessToken, CredentialError, CredentialErrorKind, TokenProvider};
 pub use sampling::Sampling;
 pub use stats::{DropReason, Stats};
 pub use transport::{HyperTransport, Transport};
@@ -262,6 +292,8 @@ pub struct ExporterBuilder {
     processors: Vec<Processor>,
     transport: Option<Arc<dyn Transport>>,
     level: u32,
+    credential: Option<Arc<dyn TokenProvider>>,
+    credential_scope: Option<String>,
 }
 
 impl fmt::Debug for ExporterBuilder {
@@ -271,6 +303,7 @@ impl fmt::Debug for ExporterBuilder {
             .field("sampling", &self.sampling)
             .field("queue_capacity", &self.queue_capacity)
             .field("limits", &self.limits)
+            .field("credential", &self.credential.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -380,6 +413,38 @@ impl ExporterBuilder {
         self
     }
 
+    /// Authenticates with Entra ID: every post carries `Authorization: Bearer <token>` with
+    /// a token of `provider` for the connection string's scope
+    /// ([`ConnectionString::aad_scope`]: `https://monitor.azure.com//.default` unless
+    /// `AADAudience` says otherwise), kept and refreshed before it expires on the exporter's
+    /// task. A 401 or 403 answer keeps the batch and retries it with a new token. See
+    /// [`credential`] for the details, and `AzureCredential` (feature `azure-identity`)
+    /// for managed identity, workload identity, the Azure CLI and service principals.
+    ///
+    /// ```no_run
+    /// use std::time::{Duration, SystemTime};
+    /// use tracelink_export::{AccessToken, Exporter};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let exporter = Exporter::builder("InstrumentationKey=00000000-0000-0000-0000-000000000000")
+    ///     .credential(|_scope: &str| async {
+    ///         Ok(AccessToken::new("eyJ0…", SystemTime::now() + Duration::from_secs(3600)))
+    ///     })
+    ///     .build()?;
+    /// # let _ = exporter; Ok(()) }
+    /// ```
+    pub fn credential(mut self, provider: impl TokenProvider) -> Self {
+        self.credential = Some(Arc::new(provider));
+        self
+    }
+
+    /// The scope tokens are asked for, instead of the connection string's
+    /// ([`ConnectionString::aad_scope`]).
+    pub fn credential_scope(mut self, scope: impl Into<String>) -> Self {
+        self.credential_scope = Some(scope.into());
+        self
+    }
+
     /// Starts the exporter's background task on the current tokio runtime.
     pub fn build(self) -> Result<Exporter, ExporterError> {
         let connection = self.connection?;
@@ -403,7 +468,7 @@ impl ExporterBuilder {
         let transport = self
             .transport
             .unwrap_or_else(|| Arc::new(HyperTransport::new()));
-        let sender = Arc::new(Sender::new(
+        let mut sender = Sender::new(
             transport,
             connection.track_url(),
             self.max_concurrent,
@@ -412,7 +477,20 @@ impl ExporterBuilder {
             self.timeout,
             self.level,
             stats.clone(),
-        ));
+        );
+        let mut refresher = None;
+        if let Some(provider) = self.credential {
+            let scope = self
+                .credential_scope
+                .unwrap_or_else(|| connection.aad_scope());
+            let cache = Arc::new(credential::TokenCache::new(provider, scope, stats.clone()));
+            sender = sender.with_credential(cache.clone());
+            refresher = Some(cache);
+        }
+        let sender = Arc::new(sender);
+        if let Some(cache) = refresher {
+            runtime.spawn(cache.run(sender.cancelled()));
+        }
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let (control, control_rx) = mpsc::unbounded_channel();
         let sampler = Arc::new(Sampler::new(self.sampling));
@@ -479,6 +557,8 @@ impl Exporter {
             processors: Vec::new(),
             transport: None,
             level: DEFAULT_COMPRESSION_LEVEL,
+            credential: None,
+            credential_scope: None,
         }
     }
 

@@ -29,6 +29,11 @@ pub(crate) enum Outcome {
     Redirect(String),
     /// Drop the batch: ingestion refused it.
     Rejected(u16),
+    /// Ingestion refused the credential's token (401, 403): keep the batch, retry with a
+    /// new token.
+    Unauthorized,
+    /// No valid token to send with: keep the batch, retry.
+    NoToken,
 }
 
 /// Whether the body of an answer cannot be used: read in part only, or too long.

@@ -46,6 +46,8 @@ pub(crate) struct Counters {
     pub(crate) spool_bytes: AtomicU64,
     pub(crate) recovered: AtomicU64,
     pub(crate) malformed_answers: AtomicU64,
+    pub(crate) auth_refused: AtomicU64,
+    pub(crate) token_failures: AtomicU64,
     dropped: [AtomicU64; 7],
 }
 
@@ -70,6 +72,8 @@ impl Counters {
             spool_bytes: self.spool_bytes.load(Relaxed),
             recovered: self.recovered.load(Relaxed),
             malformed_answers: self.malformed_answers.load(Relaxed),
+            auth_refused: self.auth_refused.load(Relaxed),
+            token_failures: self.token_failures.load(Relaxed),
             baggage_truncated: tracelink_core::baggage::truncated_items(),
             dropped: REASONS
                 .iter()
@@ -106,6 +110,12 @@ pub struct Stats {
     ///
     /// [`MAX_ANSWER_BYTES`]: crate::transport::MAX_ANSWER_BYTES
     pub malformed_answers: u64,
+    /// Answers 401 or 403 to posts that carried an Entra ID token: each batch was kept and
+    /// sent again with a new token (see [`credential`](crate::credential)).
+    pub auth_refused: u64,
+    /// Times the credential gave no usable token (an error, a minute without an answer, or
+    /// an expired token).
+    pub token_failures: u64,
     /// Members of incoming `baggage` and `Correlation-Context` headers left out by the caps
     /// on incoming baggage, in the whole process (every exporter shows the same number):
     /// [`tracelink_core::baggage::truncated_items`].

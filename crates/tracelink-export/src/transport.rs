@@ -6,7 +6,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -23,7 +25,8 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A boxed future, as transports return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One POST of a batch: `url` (`…/v2.1/track`), the gzipped newline-delimited JSON body.
+/// One POST of a batch: `url` (`…/v2.1/track`), the gzipped newline-delimited JSON body,
+/// and with a [credential](crate::credential) the `Authorization` header to send.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TransportRequest {
@@ -31,6 +34,9 @@ pub struct TransportRequest {
     pub url: String,
     /// The gzipped body.
     pub body: Bytes,
+    /// `Bearer <token>` (marked sensitive) when the exporter has a credential: send it as
+    /// the `Authorization` header.
+    pub authorization: Option<http::HeaderValue>,
 }
 
 /// What ingestion answered.
@@ -102,7 +108,8 @@ type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connec
 type Connector = hyper_util::client::legacy::connect::HttpConnector;
 
 /// POSTs with hyper: `Content-Type: application/x-json-stream`, `Content-Encoding: gzip`
-/// (SPEC 7.4), HTTPS through rustls with feature `rustls` (on by default).
+/// (SPEC 7.4), `Authorization` when the request has one, HTTPS through rustls with feature
+/// `rustls` (on by default).
 ///
 /// Reads at most [`MAX_ANSWER_BYTES`] of an answer's body, and waits for it at most
 /// [`DEFAULT_BODY_TIMEOUT`] after the head (see [`HyperTransport::body_timeout`]); past
@@ -123,9 +130,13 @@ impl Default for HyperTransport {
 impl HyperTransport {
     /// A client with keep-alive connections.
     pub fn new() -> Self {
+        // ring, named here rather than taken from the process: an application whose other
+        // dependencies enable rustls' aws-lc-rs as well (reqwest's default TLS does) has no
+        // process-wide default, and rustls would refuse to choose.
         #[cfg(feature = "rustls")]
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .unwrap_or_else(|_| hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots())
             .https_or_http()
             .enable_http1()
             .build();
@@ -154,9 +165,13 @@ impl Transport for HyperTransport {
         request: TransportRequest,
     ) -> BoxFuture<'_, Result<TransportResponse, TransportError>> {
         Box::pin(async move {
-            let req = http::Request::post(&request.url)
+            let mut req = http::Request::post(&request.url)
                 .header(CONTENT_TYPE, "application/x-json-stream")
-                .header(CONTENT_ENCODING, "gzip")
+                .header(CONTENT_ENCODING, "gzip");
+            if let Some(auth) = request.authorization {
+                req = req.header(AUTHORIZATION, auth);
+            }
+            let req = req
                 .body(Full::new(request.body))
                 .map_err(TransportError::new)?;
             let res = self

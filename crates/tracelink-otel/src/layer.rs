@@ -1,43 +1,4 @@
-//! A `tracing_subscriber` layer that puts `tracing` events and spans into the operation they
-//! happen in (SPEC 6.2, 6.3).
-//!
-//! - Every event inside an operation (a request handled by `tracelink-tower`, or a context
-//!   made current with `tracelink_core::scope`) becomes a Trace item: its message, a severity from
-//!   its level, its other fields as properties, `ai.operation.id`, `ai.operation.name`, and
-//!   `ai.operation.parentId` = the id of the span or request it happened in. An event with an
-//!   `error` field, or `exception.message` / `exception.type` fields, becomes an Exception item.
-//! - Spans at INFO or more severe ([`TracelinkLayer::span_level`]) inside an operation become
-//!   `InProc` dependencies with their own ids. While such a span is entered its context is the
-//!   current one, so calls made inside an `#[instrument]`ed function are its children, and so
-//!   are the events in it. An ERROR event inside marks the span failed.
-//! - Outside an operation, events and spans are ignored.
-//! - Events below INFO are ignored ([`TracelinkLayer::event_level`]), and so are the events
-//!   and spans of the HTTP and runtime internals listed in [`DEFAULT_EXCLUDED_TARGETS`]
-//!   (hyper, h2, reqwest, tower, tokio, rustls and tracelink's own exporter): a request that
-//!   goes through them records no item for their internals unless asked for
-//!   ([`TracelinkLayer::include_target`]). These are the layer's own choices, independent of
-//!   any filter on the subscriber, and other layers still see everything.
-//!
-//! Telemetry of requests and calls never depends on this layer or on log filters: a filter
-//! that hides spans or events only hides their items (DESIGN invariant 3).
-//!
-//! ```
-//! use std::sync::Arc;
-//! use tracing_subscriber::prelude::*;
-//! use tracelink_core::{Correlation, MemorySink, Propagation, SamplingDecision, scope};
-//! use tracelink_otel::TracelinkLayer;
-//!
-//! let sink = Arc::new(MemorySink::new());
-//! let subscriber = tracing_subscriber::registry().with(TracelinkLayer::new(sink.clone()));
-//! tracing::subscriber::with_default(subscriber, || {
-//!     let request = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
-//!     let _g = scope::enter(request.clone());
-//!     tracing::info!(order = 7, "order placed");
-//!     let item = &sink.items()[0];
-//!     assert_eq!(item.operation_parent_id(), Some(request.id().to_string().as_str()));
-//!     assert_eq!(item.properties["order"], "7");
-//! });
-//! ```
+//! [`TracelinkLayer`].
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -85,16 +46,53 @@ enum SpanIds {
     OpenTelemetry,
 }
 
-/// The `tracing` layer: `tracing` events and spans as items of the operation they happen
-/// in.
+/// A `tracing_subscriber` layer that puts `tracing` events and spans into the operation they
+/// happen in (SPEC 6.2, 6.3).
 ///
 /// - Every event at INFO or more severe ([`TracelinkLayer::event_level`]) inside an
-///   operation becomes a Trace item (or an Exception item when it has an `error` field, or
-///   `exception.message`/`exception.type` fields), with `ai.operation.parentId` = the span or
-///   request it happened in, its fields as properties.
+///   operation (a request handled by `tracelink-tower`, or a context made current with
+///   `tracelink_core::scope`) becomes a Trace item: its message, a severity from its level,
+///   its other fields as properties, `ai.operation.id`, `ai.operation.name`, and
+///   `ai.operation.parentId` = the id of the span or request it happened in. An event with an
+///   `error` field, or `exception.message` / `exception.type` fields, becomes an Exception
+///   item.
 /// - Spans at INFO or more severe ([`TracelinkLayer::span_level`]) inside an operation become
-///   `InProc` dependencies, and are the current context while entered.
-/// - The internals in [`DEFAULT_EXCLUDED_TARGETS`] are ignored.
+///   `InProc` dependencies with their own ids. While such a span is entered its context is the
+///   current one, so calls made inside an `#[instrument]`ed function are its children, and so
+///   are the events in it. An ERROR event inside marks the span failed.
+/// - Outside an operation, events and spans are ignored.
+/// - Events below INFO are ignored, and so are the events and spans of the HTTP and runtime
+///   internals listed in [`DEFAULT_EXCLUDED_TARGETS`] (hyper, h2, reqwest, tower, tokio,
+///   rustls and tracelink's own exporter): a request that goes through them records no item
+///   for their internals unless asked for ([`TracelinkLayer::include_target`]). These are the
+///   layer's own choices, independent of any filter on the subscriber, and other layers still
+///   see everything.
+///
+/// Telemetry of requests and calls never depends on this layer or on log filters: a filter
+/// that hides spans or events only hides their items (DESIGN invariant 3).
+///
+/// With `tracing-opentelemetry`, see [`TracelinkLayer::opentelemetry_ids`]: OpenTelemetry then
+/// reports the spans, and this layer the events, each once.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tracing_subscriber::prelude::*;
+/// use tracelink_core::{Correlation, MemorySink, Propagation, SamplingDecision, scope};
+/// use tracelink_otel::TracelinkLayer;
+///
+/// let sink = Arc::new(MemorySink::new());
+/// let subscriber = tracing_subscriber::registry().with(TracelinkLayer::new(sink.clone()));
+/// tracing::subscriber::with_default(subscriber, || {
+///     let request = Correlation::new_root(&Propagation::default(), SamplingDecision::KEEP_ALL);
+///     let _g = scope::enter(request.clone());
+///     tracing::info!(order = 7, "order placed");
+///     let item = &sink.items()[0];
+///     assert_eq!(item.operation_parent_id(), Some(request.id().to_string().as_str()));
+///     assert_eq!(item.properties["order"], "7");
+/// });
+/// ```
+///
+/// The levels and targets are the layer's own:
 ///
 /// ```
 /// use std::sync::Arc;
@@ -189,11 +187,22 @@ impl TracelinkLayer {
         self.excluded.iter().any(|t| matches_target(target, t))
     }
 
-    /// For `tracing-opentelemetry` users: spans take the ids OpenTelemetry gives them, and
-    /// OpenTelemetry (with [`TracelinkSpanExporter`](crate::TracelinkSpanExporter)) reports
-    /// them, not this layer. Calls and logs inside a span are then children of the very span
-    /// OpenTelemetry reports: one id tree (DESIGN invariant 1). Install this layer after
-    /// `tracing_opentelemetry`'s.
+    /// For `tracing-opentelemetry` users: OpenTelemetry reports the spans, this layer the
+    /// events, each once.
+    ///
+    /// - Spans take the ids OpenTelemetry gives them, and OpenTelemetry (with
+    ///   [`TracelinkSpanExporter`](crate::TracelinkSpanExporter)) reports them, not this
+    ///   layer. Calls and logs inside a span are then children of the very span OpenTelemetry
+    ///   reports: one id tree (DESIGN invariant 1).
+    /// - Events are this layer's: each becomes one item, inside spans and outside them, and
+    ///   the exporter skips the copies `tracing-opentelemetry` adds to its spans.
+    /// - The current context is the more recent of tracelink's and OpenTelemetry's
+    ///   ([`OtelIdSource`](crate::OtelIdSource)): an event in a span made current with the
+    ///   OpenTelemetry API is that span's child. Inside an OpenTelemetry span outside any
+    ///   tracelink operation (a background job), events are recorded as the span's children,
+    ///   kept or dropped with the span's sampled flag.
+    ///
+    /// Install it with `tracing_opentelemetry`'s layer, in either order.
     #[cfg(feature = "opentelemetry")]
     pub fn opentelemetry_ids(mut self) -> Self {
         self.ids = SpanIds::OpenTelemetry;
@@ -206,6 +215,17 @@ impl TracelinkLayer {
             SpanIds::Tracelink => false,
             #[cfg(feature = "opentelemetry")]
             SpanIds::OpenTelemetry => true,
+        }
+    }
+
+    /// The context events and spans made now belong to, when nothing closer says.
+    fn current(&self) -> Option<Correlation> {
+        match self.ids {
+            SpanIds::Tracelink => scope::current(),
+            #[cfg(feature = "opentelemetry")]
+            SpanIds::OpenTelemetry => {
+                tracelink_core::id_source::current_context(&crate::OtelIdSource)
+            }
         }
     }
 
@@ -320,7 +340,7 @@ where
                     .get::<SpanState>()
                     .map(|s| s.correlation.clone())
             })
-            .or_else(scope::current);
+            .or_else(|| self.current());
         let Some(parent) = parent else { return };
         let record = !self.otel_ids()
             && self
@@ -421,16 +441,22 @@ where
             return;
         }
         let span = ctx.event_span(event);
-        let correlation = span
-            .as_ref()
-            .and_then(|s| {
+        let from_spans = || {
+            span.as_ref().and_then(|s| {
                 s.scope().find_map(|s| {
                     s.extensions()
                         .get::<SpanState>()
                         .map(|st| st.correlation.clone())
                 })
             })
-            .or_else(scope::current);
+        };
+        // With OpenTelemetry's ids, an event in the current span follows the current context,
+        // which an entered span sets: a span made current with the OpenTelemetry API inside it
+        // is more recent.
+        let correlation = match self.otel_ids() && event.is_contextual() {
+            true => self.current().or_else(from_spans),
+            false => from_spans().or_else(|| self.current()),
+        };
         let Some(correlation) = correlation else {
             return;
         };

@@ -1,33 +1,23 @@
-//! Operation names for spans that end before their operation's server span.
-//!
-//! `ai.operation.name` is the name of an operation's server span, which the exporter learns
-//! when that span ends. Its children end first, and a batch may be exported while it is still
-//! open: their items would go without the name. [`OperationNames`] wraps the span processor
-//! that feeds the exporter: it sees each operation's first span in this process start (a span
-//! without a local parent) and end. While that span is open, the exporter holds the
-//! operation's spans; when it ends they are sent at once, with its name if it is a server
-//! span.
-//!
-//! Nothing held is lost, and nothing waits long:
-//! - a span waits at most the exporter's `max_hold` ([`DEFAULT_MAX_HOLD`]); then the
-//!   operation's held spans go without the name, and its later spans are not held (a timer
-//!   thread sends them even when no other span ends);
-//! - at most [`MAX_HELD`] spans are held at once; past that the operation held longest goes
-//!   first;
-//! - `force_flush` and `shutdown` send everything held.
+//! What the exporter and its span processor wrapper share: the sink, the mapping
+//! configuration, and what is known of the operations seen (their names, the spans held for
+//! them).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanId, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use tracelink_core::model::tags;
+use tracelink_core::{ItemId, TelemetrySink, scope};
 
-use crate::TracelinkSpanExporter;
-use crate::exporter::{is_server, request_name};
+use crate::mapping::{
+    MapConfig, PARENT_ATTRIBUTE, carried_operation_name, is_reported, is_server, map_span_with,
+    request_name,
+};
 
 /// Most operation names, and most open operations, remembered (oldest forgotten first).
 pub(crate) const REMEMBERED: usize = 10_000;
@@ -161,10 +151,15 @@ impl Operations {
         out
     }
 
-    /// Holds `span` while its operation is open and unnamed; else gives it back.
+    /// Holds `span` while its operation is open and unnamed; else gives it back. A span that
+    /// carries its operation's name (it started inside a request tracelink handles) is not
+    /// held.
     pub(crate) fn hold_or_pass(&mut self, span: SpanData, now: Instant) -> Option<SpanData> {
         let trace = trace_of(&span);
-        if self.open.get(&trace).is_none() || self.names.get(&trace).is_some() {
+        if self.open.get(&trace).is_none()
+            || self.names.get(&trace).is_some()
+            || carried_operation_name(&span).is_some()
+        {
             return Some(span);
         }
         let order = &mut self.held_order;
@@ -224,16 +219,118 @@ impl Operations {
     }
 }
 
-/// Locks the shared state; a panic elsewhere while it was held leaves it usable.
-pub(crate) fn lock(ops: &Mutex<Operations>) -> MutexGuard<'_, Operations> {
-    ops.lock().unwrap_or_else(|e| e.into_inner())
+/// Locks a mutex; a panic elsewhere while it was held leaves it usable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A `SpanProcessor` around the one that feeds a [`TracelinkSpanExporter`] (a batch or simple
-/// span processor), so that the spans that end before their operation's server span get its
-/// `ai.operation.name` (see the [module docs](self)). Made by
-/// [`TracelinkSpanExporter::operation_names`]; register it instead of the processor it wraps.
-/// Spans reach the wrapped processor unchanged, and are not copied.
+/// What a [`TracelinkSpanExporter`](crate::TracelinkSpanExporter), its clones and the
+/// [`OperationNames`] around its processor share.
+pub(crate) struct Shared {
+    sink: Arc<dyn TelemetrySink>,
+    pub(crate) ops: Mutex<Operations>,
+    config: Mutex<Arc<MapConfig>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(sink: Arc<dyn TelemetrySink>) -> Self {
+        Self {
+            sink,
+            ops: Mutex::default(),
+            config: Mutex::default(),
+        }
+    }
+
+    /// The mapping configuration now.
+    pub(crate) fn config(&self) -> Arc<MapConfig> {
+        Arc::clone(&lock(&self.config))
+    }
+
+    /// Changes the mapping configuration.
+    pub(crate) fn configure(&self, f: impl FnOnce(&mut MapConfig)) {
+        let mut config = lock(&self.config);
+        f(Arc::make_mut(&mut config));
+    }
+
+    /// Maps spans, each with its operation's name, into the sink.
+    pub(crate) fn send(&self, spans: Vec<(SpanData, Option<String>)>) {
+        if spans.is_empty() {
+            return;
+        }
+        let config = self.config();
+        for (span, name) in spans {
+            for item in map_span_with(&span, name, &config) {
+                self.sink.send(item);
+            }
+        }
+    }
+
+    /// The spans of an exported batch to send now, each with its operation's name; holds the
+    /// others. `all`: also every span held.
+    pub(crate) fn ready(&self, batch: Vec<SpanData>, all: bool) -> Vec<(SpanData, Option<String>)> {
+        let mut ops = lock(&self.ops);
+        let mut ready = ops.ended(&batch);
+        let now = Instant::now();
+        // A span tracelink reported itself goes on for its events.
+        ready.extend(
+            batch
+                .into_iter()
+                .filter(|s| !is_reported(s) || !s.events.is_empty())
+                .filter_map(|s| ops.hold_or_pass(s, now)),
+        );
+        ready.extend(match all {
+            true => ops.release_all(),
+            false => ops.release_due(now),
+        });
+        ops.named(ready)
+    }
+}
+
+/// A `SpanProcessor` around the one that feeds a
+/// [`TracelinkSpanExporter`](crate::TracelinkSpanExporter) (a batch or simple span
+/// processor), made by [`TracelinkSpanExporter::operation_names`](crate::TracelinkSpanExporter::operation_names):
+/// register it instead of the processor it wraps. Spans reach the wrapped processor
+/// unchanged, except for the attributes below, and are not copied.
+///
+/// ## Operation names
+///
+/// `ai.operation.name` is the name of an operation's server span, which the exporter learns
+/// when that span ends. Its children end first, and a batch may be exported while it is still
+/// open: their items would go without the name. This processor sees each operation's first
+/// span in this process start (a span without a local parent) and end. While that span is
+/// open, the exporter holds the operation's spans; when it ends they are sent at once, with
+/// its name if it is a server span.
+///
+/// Nothing held is lost, and nothing waits long:
+/// - a span waits at most the exporter's `max_hold` ([`DEFAULT_MAX_HOLD`]); then the
+///   operation's held spans go without the name, and its later spans are not held (a timer
+///   thread sends them even when no other span ends);
+/// - at most [`MAX_HELD`] spans are held at once; past that the operation held longest goes
+///   first;
+/// - `force_flush` and `shutdown` send everything held.
+///
+/// ## Spans that start inside a request tracelink handles
+///
+/// When a span starts while a context of tracelink's in the same trace is current on the
+/// thread (a request of `CorrelationLayer`, an operation, a span of `TracelinkLayer`), the
+/// processor copies onto it as attributes what the exporter then reports as tags, so its
+/// items carry them as every other item of the operation does (DESIGN invariant 7):
+///
+/// - `ai.operation.name`: the operation's name (such a span is not held for it);
+/// - `ai.user.id`, `ai.session.id`, `ai.user.authUserId`, `ai.user.accountId`: the
+///   operation's user context as it is when the span starts;
+/// - [`PARENT_ATTRIBUTE`](crate::PARENT_ATTRIBUTE): when the span's parent is the remote
+///   caller of that context (a middleware inside `CorrelationLayer` took the context from the
+///   request's headers), the context itself: the span is reported under it, not as its
+///   sibling.
 ///
 /// ```
 /// use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
@@ -250,33 +347,69 @@ pub(crate) fn lock(ops: &Mutex<Operations>) -> MutexGuard<'_, Operations> {
 #[derive(Debug)]
 pub struct OperationNames<P> {
     inner: P,
-    exporter: TracelinkSpanExporter,
+    shared: Arc<Shared>,
 }
 
 impl<P> OperationNames<P> {
-    pub(crate) fn new(inner: P, exporter: TracelinkSpanExporter) -> Self {
-        start_timer(&exporter);
-        Self { inner, exporter }
+    pub(crate) fn new(inner: P, shared: Arc<Shared>) -> Self {
+        start_timer(&shared);
+        Self { inner, shared }
     }
 
     /// Sends what is held, with names where known.
     fn flush_held(&self) {
         let ready = {
-            let mut ops = lock(&self.exporter.ops);
+            let mut ops = lock(&self.shared.ops);
             let spans = ops.release_all();
             ops.named(spans)
         };
-        self.exporter.send(ready);
+        self.shared.send(ready);
     }
+}
+
+/// The attributes a span starting inside tracelink's context `c` gets (see
+/// [`OperationNames`]).
+fn inside_attributes(
+    c: &tracelink_core::Correlation,
+    parent: &opentelemetry::trace::SpanContext,
+) -> Vec<KeyValue> {
+    let mut out = Vec::new();
+    if let Some(name) = c.operation_name() {
+        out.push(KeyValue::new(tags::OPERATION_NAME, name.to_owned()));
+    }
+    if let Some(user) = c.user() {
+        for (key, value) in [
+            (tags::USER_ID, user.user_id()),
+            (tags::SESSION_ID, user.session_id()),
+            (tags::USER_AUTH_USER_ID, user.auth_user_id()),
+            (tags::USER_ACCOUNT_ID, user.account_id()),
+        ] {
+            if let Some(v) = value {
+                out.push(KeyValue::new(key, v.to_owned()));
+            }
+        }
+    }
+    let caller = c.parent_id().and_then(ItemId::span_id);
+    if parent.is_remote() && caller.is_some_and(|p| p.to_bytes() == parent.span_id().to_bytes()) {
+        out.push(KeyValue::new(PARENT_ATTRIBUTE, c.id().to_string()));
+    }
+    out
 }
 
 impl<P: SpanProcessor> SpanProcessor for OperationNames<P> {
     fn on_start(&self, span: &mut Span, cx: &Context) {
         let parent = cx.span();
         let parent = parent.span_context();
+        let trace = span.span_context().trace_id().to_bytes();
         if !parent.is_valid() || parent.is_remote() {
-            let trace = span.span_context().trace_id().to_bytes();
-            lock(&self.exporter.ops).open.insert(trace, ());
+            lock(&self.shared.ops).open.insert(trace, ());
+        }
+        let attributes = scope::with_current(|c| {
+            c.filter(|c| c.trace_id().to_bytes() == trace)
+                .map(|c| inside_attributes(c, parent))
+        });
+        if let Some(attributes) = attributes {
+            span.set_attributes(attributes);
         }
         self.inner.on_start(span, cx);
     }
@@ -285,11 +418,11 @@ impl<P: SpanProcessor> SpanProcessor for OperationNames<P> {
         // Only an operation's first span can release what is held for it.
         if is_local_root(&span) || is_server(&span) {
             let ready = {
-                let mut ops = lock(&self.exporter.ops);
+                let mut ops = lock(&self.shared.ops);
                 let spans = ops.ended(std::slice::from_ref(&span));
                 ops.named(spans)
             };
-            self.exporter.send(ready);
+            self.shared.send(ready);
         }
         self.inner.on_end(span);
     }
@@ -307,47 +440,44 @@ impl<P: SpanProcessor> SpanProcessor for OperationNames<P> {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
+        self.shared.configure(|c| c.set_resource(resource));
         self.inner.set_resource(resource);
     }
 }
 
 /// Starts, once per exporter, the thread that sends spans that waited `max_hold` even when no
 /// span ends. It stops when the exporter is gone.
-fn start_timer(exporter: &TracelinkSpanExporter) {
+fn start_timer(shared: &Arc<Shared>) {
     {
-        let mut ops = lock(&exporter.ops);
+        let mut ops = lock(&shared.ops);
         if ops.timer {
             return;
         }
         ops.timer = true;
     }
-    let ops: Weak<Mutex<Operations>> = Arc::downgrade(&exporter.ops);
-    let ops_again = ops.clone();
-    let sink = exporter.sink();
+    let weak: Weak<Shared> = Arc::downgrade(shared);
     let spawned = std::thread::Builder::new()
         .name("tracelink-otel-hold".into())
         .spawn(move || {
             loop {
-                let Some(strong) = ops.upgrade() else {
+                let Some(shared) = weak.upgrade() else {
                     return;
                 };
                 let (ready, tick) = {
-                    let mut ops = lock(&strong);
+                    let mut ops = lock(&shared.ops);
                     let spans = ops.release_due(Instant::now());
                     let tick =
                         (ops.max_hold / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
                     (ops.named(spans), tick)
                 };
-                drop(strong);
-                crate::exporter::send(&*sink, ready);
+                shared.send(ready);
+                drop(shared);
                 std::thread::sleep(tick);
             }
         });
     if spawned.is_err() {
         // Without it, spans that waited long enough go with the next export instead.
-        if let Some(ops) = ops_again.upgrade() {
-            lock(&ops).timer = false;
-        }
+        lock(&shared.ops).timer = false;
     }
 }
 

@@ -1,37 +1,4 @@
-//! The legacy Application Insights headers as an OpenTelemetry [`TextMapPropagator`]:
-//! `Request-Id`, `Correlation-Context` and `Request-Context`. Register it after
-//! `TraceContextPropagator` in a `TextMapCompositePropagator`, so that a valid `traceparent`
-//! wins (SPEC 2.5) and callers with older SDKs still join the trace:
-//!
-//! ```
-//! use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
-//! use opentelemetry::trace::TraceContextExt;
-//! use opentelemetry_sdk::propagation::TraceContextPropagator;
-//! use std::collections::HashMap;
-//! use tracelink_otel::LegacyPropagator;
-//!
-//! let propagator = TextMapCompositePropagator::new(vec![
-//!     Box::new(TraceContextPropagator::new()),
-//!     Box::new(LegacyPropagator::new()),
-//! ]);
-//! let mut headers = HashMap::new();
-//! headers.insert("request-id".to_owned(), "|0af7651916cd43dd8448eb211c80319c.b7ad6b7169203331.".to_owned());
-//! let cx = propagator.extract(&headers);
-//! let span = cx.span().span_context().clone();
-//! assert_eq!(span.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
-//! assert_eq!(span.span_id().to_string(), "b7ad6b7169203331");
-//! ```
-//!
-//! Extraction (only when the context has no valid remote span yet): a W3C-compatible
-//! `Request-Id` `|T.S.…` gives trace-id `T` and, when `S` is 16 hex digits, parent `S` (SPEC
-//! 2.2); any other valid Request-Id starts a new trace (SPEC 2.3). The raw Request-Id and its
-//! root are kept in the context ([`LegacyParent`]) for exporters that want the exact legacy
-//! parent. `Correlation-Context` items are added to the context's baggage (existing keys win),
-//! and a `Request-Context` `appId` is kept as [`SourceAppId`].
-//!
-//! Injection: `Request-Id: |T.S.` from the context's span (SPEC 3.5), `Correlation-Context`
-//! from its baggage (SPEC 4.1), and `Request-Context: appId=cid-v1:<own>` when configured
-//! (SPEC 5.3).
+//! [`LegacyPropagator`].
 
 use std::sync::OnceLock;
 
@@ -56,7 +23,40 @@ pub struct LegacyParent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceAppId(pub String);
 
-/// The legacy propagator; see the module docs.
+/// The legacy Application Insights headers as an OpenTelemetry [`TextMapPropagator`]:
+/// `Request-Id`, `Correlation-Context` and `Request-Context`. Register it after
+/// `TraceContextPropagator` in a `TextMapCompositePropagator`, so that a valid `traceparent`
+/// wins (SPEC 2.5) and callers with older SDKs still join the trace:
+///
+/// ```
+/// use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+/// use opentelemetry::trace::TraceContextExt;
+/// use opentelemetry_sdk::propagation::TraceContextPropagator;
+/// use std::collections::HashMap;
+/// use tracelink_otel::LegacyPropagator;
+///
+/// let propagator = TextMapCompositePropagator::new(vec![
+///     Box::new(TraceContextPropagator::new()),
+///     Box::new(LegacyPropagator::new()),
+/// ]);
+/// let mut headers = HashMap::new();
+/// headers.insert("request-id".to_owned(), "|0af7651916cd43dd8448eb211c80319c.b7ad6b7169203331.".to_owned());
+/// let cx = propagator.extract(&headers);
+/// let span = cx.span().span_context().clone();
+/// assert_eq!(span.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+/// assert_eq!(span.span_id().to_string(), "b7ad6b7169203331");
+/// ```
+///
+/// Extraction (only when the context has no valid remote span yet): a W3C-compatible
+/// `Request-Id` `|T.S.…` gives trace-id `T` and, when `S` is 16 hex digits, parent `S` (SPEC
+/// 2.2); any other valid Request-Id starts a new trace (SPEC 2.3). The raw Request-Id and its
+/// root are kept in the context ([`LegacyParent`]) for exporters that want the exact legacy
+/// parent. `Correlation-Context` items are added to the context's baggage (existing keys win),
+/// and a `Request-Context` `appId` is kept as [`SourceAppId`].
+///
+/// Injection: `Request-Id: |T.S.` from the context's span (SPEC 3.5), `Correlation-Context`
+/// from its baggage (SPEC 4.1), and `Request-Context: appId=cid-v1:<own>` when configured
+/// (SPEC 5.3).
 #[derive(Clone, Debug, Default)]
 pub struct LegacyPropagator {
     app_id: Option<AppId>,

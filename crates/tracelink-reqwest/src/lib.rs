@@ -84,15 +84,17 @@ impl Middleware for DependencyMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let url = req.url().as_str().to_owned();
-        let method = req.method().clone();
+        // The headers are taken out while the URL and method are read in place (no copy of
+        // the URL per call), and put back.
+        let mut headers = std::mem::take(req.headers_mut());
         let call = OutgoingCall::start(
             &self.config,
-            &method,
-            &url,
-            req.headers_mut(),
+            req.method(),
+            req.url().as_str(),
+            &mut headers,
             Some(extensions),
         );
+        *req.headers_mut() = headers;
         let result = next.run(req, extensions).await;
         match &result {
             Ok(res) => call.finish_response(res.status().as_u16(), res.headers()),

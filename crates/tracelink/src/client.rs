@@ -13,6 +13,7 @@
 use std::error::Error as StdError;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use tracelink_core::metrics::MetricTracker;
 use tracelink_core::model::{Telemetry, TelemetryData};
 use tracelink_core::{ItemId, SpanId, scope};
 
@@ -71,9 +72,40 @@ impl Client {
         self.track_exception(Exception::from_error(error));
     }
 
-    /// Records a metric value as one item.
+    /// Records a metric value as one item, at once: for values that are aggregates already
+    /// or rare (a job's result). Values tracked often go through [`Client::metric`], which
+    /// sends one item per interval.
     pub fn track_metric(&self, metric: Metric) {
         self.record_child(metric.into_telemetry());
+    }
+
+    /// A pre-aggregated metric, as the other SDKs' `GetMetric`: values tracked on it are
+    /// added up per name and dimension values, and sent once per interval (60 s by default,
+    /// [`Builder::metric_interval`](crate::Builder::metric_interval)) as one item with
+    /// count, sum, min, max and standard deviation, the dimensions as its properties.
+    /// Tracking a value takes no lock shared with other threads once its series exists,
+    /// and never allocates then. At most 1000 dimension combinations per metric by default
+    /// ([`Builder::metric_limits`](crate::Builder::metric_limits)); a value beyond the cap
+    /// is not recorded, `track` returns `false`, and it is counted
+    /// ([`Tracelink::metric_stats`](crate::Tracelink::metric_stats)). Pre-aggregated values
+    /// belong to no operation and are never sampled.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # let sink = Arc::new(tracelink::core::MemorySink::new());
+    /// # let tracelink = tracelink::builder().sink(sink.clone()).init().unwrap();
+    /// let client = tracelink.client();
+    /// client.metric("queue.depth").dimension("queue", "orders").track(3.0);
+    /// // For a hot loop: the series, looked up once.
+    /// let depth = client.metric("queue.depth").dimension("queue", "orders").series().unwrap();
+    /// depth.track(4.0);
+    /// # drop(tracelink);
+    /// # let items = sink.take();
+    /// # let m = items.iter().find(|i| i.properties.get("queue").is_some()).unwrap();
+    /// # assert!(matches!(&m.data, tracelink::core::model::TelemetryData::Metric(d) if d.metrics[0].count == Some(2)));
+    /// ```
+    pub fn metric<'a>(&'a self, name: &'a str) -> MetricTracker<'a> {
+        self.shared.metrics.metric(name)
     }
 
     /// Records a page view of a page rendered on the server.
@@ -204,6 +236,20 @@ pub fn track_exception(exception: Exception) {
 /// Records a metric value in the current operation ([`Client::track_metric`]).
 pub fn track_metric(metric: Metric) {
     with_client(|c| c.track_metric(metric));
+}
+
+/// A pre-aggregated metric of the running setup ([`Client::metric`]); before
+/// [`init`](crate::init) and after shutdown, one that records nothing.
+///
+/// ```
+/// tracelink::metric("cache.hits").dimension("cache", "sessions").track(1.0);
+/// ```
+pub fn metric(name: &str) -> MetricTracker<'_> {
+    let g = GLOBAL.read().unwrap_or_else(PoisonError::into_inner);
+    match g.as_ref() {
+        Some(c) => c.shared.metrics.clone().into_metric(name),
+        None => MetricTracker::inactive(name),
+    }
 }
 
 /// Records a page view in the current operation ([`Client::track_page_view`]).

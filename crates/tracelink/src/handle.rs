@@ -44,6 +44,9 @@ pub struct Tracelink {
     shutdown_timeout: Duration,
     #[cfg(feature = "export")]
     export: Option<crate::export_thread::Export>,
+    #[cfg(feature = "opentelemetry")]
+    otel: Option<crate::otel_pipeline::Otel>,
+    metrics: crate::metrics_setup::Metrics,
 }
 
 impl fmt::Debug for Tracelink {
@@ -83,14 +86,17 @@ impl Tracelink {
     ) -> Result<Self, InitError> {
         #[cfg(feature = "export")]
         let mut export = None;
+        // Counted into the standard metrics before anything samples (in front of the
+        // exporter's thread's sinks, or of the user's sink).
+        let standard = builder.metrics.standard(&settings);
         let sink: Arc<dyn TelemetrySink> = match builder.sink.take() {
             Some(user) => Arc::new(Tagged {
-                inner: user,
+                inner: crate::metrics_setup::in_front(user, &standard),
                 tags: settings.item_tags(),
             }),
             #[cfg(feature = "export")]
             None => {
-                let e = crate::export_thread::Export::start(&mut builder, &settings)?;
+                let e = crate::export_thread::Export::start(&mut builder, &settings, &standard)?;
                 let sink = e.sink();
                 export = Some(e);
                 sink
@@ -104,7 +110,22 @@ impl Tracelink {
                 ));
             }
         };
-        let shared = Arc::new(Shared { sink, settings });
+        #[cfg(feature = "opentelemetry")]
+        let otel = builder
+            .opentelemetry
+            .then(|| crate::otel_pipeline::Otel::start(sink.clone(), &settings, global));
+        let custom = tracelink_core::metrics::MetricAggregator::with_limits(builder.metrics.limits);
+        let metrics = crate::metrics_setup::Metrics::start(
+            &builder.metrics,
+            custom.clone(),
+            standard,
+            sink.clone(),
+        )?;
+        let shared = Arc::new(Shared {
+            sink,
+            settings,
+            metrics: custom,
+        });
         if global {
             client::install(Client::new(shared.clone()));
             crate::panic::install();
@@ -115,6 +136,9 @@ impl Tracelink {
             shutdown_timeout: builder.shutdown_timeout,
             #[cfg(feature = "export")]
             export,
+            #[cfg(feature = "opentelemetry")]
+            otel,
+            metrics,
         })
     }
 
@@ -150,11 +174,19 @@ impl Tracelink {
     /// caller's context made current for the handler, `Request-Context` answered with the
     /// own appId, the user context read from the browser SDK's cookies.
     ///
-    /// Apply it with axum's `Router::layer` so that route templates name the requests.
+    /// Apply it with axum's `Router::layer` so that route templates name the requests. With
+    /// [`Builder::opentelemetry`], request ids are OpenTelemetry span ids, and an
+    /// OpenTelemetry server middleware's span is adopted when that middleware is applied
+    /// outside this layer.
     #[cfg(feature = "tower")]
     pub fn layer(&self) -> tracelink_tower::server::CorrelationLayer {
         let layer = tracelink_tower::server::CorrelationLayer::new(self.shared.sink.clone())
             .propagation(self.shared.settings.propagation.clone());
+        #[cfg(feature = "opentelemetry")]
+        let layer = match self.otel {
+            Some(_) => layer.id_source(tracelink_otel::OtelIdSource::new()),
+            None => layer,
+        };
         match self.user_tracking {
             UserTracking::IssueCookies => layer.track_users(),
             _ => layer,
@@ -196,8 +228,13 @@ impl Tracelink {
 
     #[cfg(any(feature = "tower", feature = "reqwest"))]
     fn dependency_config(&self) -> tracelink_core::dependency::DependencyConfig {
-        tracelink_core::dependency::DependencyConfig::new(self.shared.sink.clone())
-            .propagation(self.shared.settings.propagation.clone())
+        let config = tracelink_core::dependency::DependencyConfig::new(self.shared.sink.clone())
+            .propagation(self.shared.settings.propagation.clone());
+        #[cfg(feature = "opentelemetry")]
+        if self.otel.is_some() {
+            return config.id_source(tracelink_otel::OtelIdSource::new());
+        }
+        config
     }
 
     /// The `tracing` layer: events at INFO and above inside an operation become Trace (or
@@ -212,9 +249,50 @@ impl Tracelink {
     /// tracing_subscriber::registry().with(tracelink.tracing_layer()).init();
     /// # Ok(()) }
     /// ```
+    ///
+    /// With [`Builder::opentelemetry`], spans are OpenTelemetry's to report
+    /// ([`TracelinkLayer::opentelemetry_ids`](tracelink_otel::TracelinkLayer::opentelemetry_ids)),
+    /// and this layer records each event once.
     #[cfg(feature = "tracing")]
     pub fn tracing_layer(&self) -> tracelink_otel::TracelinkLayer {
-        tracelink_otel::TracelinkLayer::new(self.shared.sink.clone())
+        let layer = tracelink_otel::TracelinkLayer::new(self.shared.sink.clone());
+        #[cfg(feature = "opentelemetry")]
+        if self.otel.is_some() {
+            return layer.opentelemetry_ids();
+        }
+        layer
+    }
+
+    /// `tracing-opentelemetry`'s layer for the tracer provider of [`Builder::opentelemetry`]
+    /// (`None` without it, which adds nothing to a subscriber): `tracing` spans become
+    /// OpenTelemetry spans in the same tree as tracelink's items. Add it to the subscriber
+    /// with [`Tracelink::tracing_layer`], in either order.
+    #[cfg(feature = "opentelemetry")]
+    pub fn opentelemetry_layer<S>(
+        &self,
+    ) -> Option<tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>>
+    where
+        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    {
+        let otel = self.otel.as_ref()?;
+        Some(tracing_opentelemetry::layer().with_tracer(otel.tracer()))
+    }
+
+    /// The Live Metrics client, when it runs (feature `live-metrics`; see
+    /// [`Builder::live_metrics`](crate::Builder::live_metrics)): whether someone watches, and
+    /// where it sends.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), tracelink::InitError> {
+    /// let tracelink = tracelink::init()?;
+    /// if let Some(live) = tracelink.live_metrics() {
+    ///     println!("live metrics to {}", live.status().endpoint);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "live-metrics")]
+    pub fn live_metrics(&self) -> Option<tracelink_live::LiveMetrics> {
+        self.export.as_ref()?.live()
     }
 
     /// The exporter's counters (items enqueued, sent, retried, spooled, dropped by reason).
@@ -224,8 +302,44 @@ impl Tracelink {
         self.export.as_ref().map(|e| e.stats())
     }
 
-    /// Sends everything queued now and waits for the answers.
+    /// Lets the standard metrics count every item sent so far: the items waiting for the
+    /// exporter's thread reach them now.
+    fn drain_for_metrics(&self) {
+        #[cfg(feature = "export")]
+        if let Some(e) = &self.export {
+            e.drain();
+        }
+    }
+
+    /// The counters of the pre-aggregated metrics of [`Client::metric`]: series held, values
+    /// over the caps, invalid values.
+    ///
+    /// ```
+    /// # let tracelink = tracelink::builder().sink(tracelink::core::MemorySink::new()).init().unwrap();
+    /// tracelink.client().metric("m").track(f64::NAN);
+    /// assert_eq!(tracelink.metric_stats().values_invalid, 1);
+    /// ```
+    pub fn metric_stats(&self) -> tracelink_core::metrics::MetricStats {
+        self.shared.metrics.stats()
+    }
+
+    /// The standard metrics (unless [`Builder::without_standard_metrics`]): their counters,
+    /// and the items counted and then dropped because sampling had dropped their operation
+    /// (`StandardMetrics::sampled_out`).
+    pub fn standard_metrics(&self) -> Option<Arc<tracelink_core::metrics::StandardMetrics>> {
+        self.metrics.standard().cloned()
+    }
+
+    /// Sends everything queued now and waits for the answers (with
+    /// [`Builder::opentelemetry`], the spans that ended first). The pre-aggregated metrics
+    /// go too, with what they gathered so far; their next interval starts now.
     pub async fn flush(&self) {
+        self.drain_for_metrics();
+        self.metrics.flush();
+        #[cfg(feature = "opentelemetry")]
+        if let Some(otel) = &self.otel {
+            otel.flush();
+        }
         #[cfg(feature = "export")]
         if let Some(e) = &self.export {
             e.flush().await;
@@ -236,6 +350,12 @@ impl Tracelink {
     /// is spooled. The free functions do nothing afterwards.
     pub async fn shutdown(self) {
         client::uninstall(&self.shared);
+        self.drain_for_metrics();
+        self.metrics.stop();
+        #[cfg(feature = "opentelemetry")]
+        if let Some(otel) = &self.otel {
+            otel.shutdown();
+        }
         #[cfg(feature = "export")]
         {
             let mut this = self;
@@ -249,6 +369,12 @@ impl Tracelink {
 impl Drop for Tracelink {
     fn drop(&mut self) {
         client::uninstall(&self.shared);
+        self.drain_for_metrics();
+        self.metrics.stop();
+        #[cfg(feature = "opentelemetry")]
+        if let Some(otel) = self.otel.take() {
+            otel.shutdown();
+        }
         #[cfg(feature = "export")]
         if let Some(e) = self.export.take() {
             e.shutdown_blocking(self.shutdown_timeout);

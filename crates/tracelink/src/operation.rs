@@ -1,54 +1,5 @@
-//! Operations for work that is not HTTP: message consumers, producers, background jobs.
-//!
-//! The Application Insights convention, which the other SDKs follow:
-//! - a producer records the enqueue as a Dependency (type `Queue Message | <system>`, target
-//!   the queue or topic) and writes its context into the message
-//!   ([`OperationGuard::inject`]);
-//! - a consumer records the processing as a Request whose parent is that Dependency, in the
-//!   same operation ([`Operation::parent_from`]);
-//! - a background job with no incoming context starts a new operation
-//!   ([`Operation::request`] without a parent); started inside a request, it keeps that
-//!   request's user context;
-//! - a consumer of a batch of messages from several operations links them: the property
-//!   `_MS.links` holds `[{"operation_Id": …, "id": …}, …]` ([`Operation::link_from`]).
-//!
-//! A started operation ([`OperationGuard`]) is the current context for the code run inside
-//! it ([`OperationGuard::enter`] for synchronous code, [`OperationGuard::scope`] for a
-//! future), so calls, logs and items recorded there are its children; operations nest. It
-//! records its item when finished, with its duration, or when dropped: a drop during a panic
-//! records `success=false`, and so does [`OperationGuard::fail`].
-//!
-//! ```
-//! use std::collections::HashMap;
-//! use std::sync::Arc;
-//! use tracelink::Operation;
-//! use tracelink::core::MemorySink;
-//!
-//! let sink = Arc::new(MemorySink::new());
-//! let _tracelink = tracelink::builder().sink(sink.clone()).init().unwrap();
-//!
-//! // Producer: the enqueue is a dependency, its context goes into the message.
-//! let mut message: HashMap<String, String> = HashMap::new();
-//! let enqueue = Operation::dependency("send orders", "Queue Message | memory")
-//!     .target("orders")
-//!     .start();
-//! enqueue.inject(&mut message);
-//! enqueue.finish();
-//!
-//! // Consumer: processing is a request whose parent is the enqueue.
-//! let process = Operation::request("process orders").parent_from(&message).start();
-//! {
-//!     let _in = process.enter();
-//!     tracelink::track_trace("processing", tracelink::Severity::Information);
-//! }
-//! process.finish();
-//!
-//! let items = sink.take();
-//! let (dep, log, req) = (&items[0], &items[1], &items[2]);
-//! assert_eq!(req.operation_id(), dep.operation_id());
-//! assert_eq!(req.operation_parent_id(), dep.id());
-//! assert_eq!(log.operation_parent_id(), req.id());
-//! ```
+//! Operations for work that is not HTTP: message consumers, producers, background jobs
+//! ([`Operation`]).
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -74,7 +25,57 @@ enum Kind {
     },
 }
 
-/// An operation to start; see the [module docs](self).
+/// Operations for work that is not HTTP: message consumers, producers, background jobs.
+///
+/// The Application Insights convention, which the other SDKs follow:
+/// - a producer records the enqueue as a Dependency (type `Queue Message | <system>`, target
+///   the queue or topic) and writes its context into the message
+///   ([`OperationGuard::inject`]);
+/// - a consumer records the processing as a Request whose parent is that Dependency, in the
+///   same operation ([`Operation::parent_from`]);
+/// - a background job with no incoming context starts a new operation
+///   ([`Operation::request`] without a parent); started inside a request, it keeps that
+///   request's user context;
+/// - a consumer of a batch of messages from several operations links them: the property
+///   `_MS.links` holds `[{"operation_Id": …, "id": …}, …]` ([`Operation::link_from`]).
+///
+/// A started operation ([`OperationGuard`]) is the current context for the code run inside
+/// it ([`OperationGuard::enter`] for synchronous code, [`OperationGuard::scope`] for a
+/// future), so calls, logs and items recorded there are its children; operations nest. It
+/// records its item when finished, with its duration, or when dropped: a drop during a panic
+/// records `success=false`, and so does [`OperationGuard::fail`].
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Arc;
+/// use tracelink::Operation;
+/// use tracelink::core::MemorySink;
+///
+/// let sink = Arc::new(MemorySink::new());
+/// let _tracelink = tracelink::builder().sink(sink.clone()).init().unwrap();
+///
+/// // Producer: the enqueue is a dependency, its context goes into the message.
+/// let mut message: HashMap<String, String> = HashMap::new();
+/// let enqueue = Operation::dependency("send orders", "Queue Message | memory")
+///     .target("orders")
+///     .start();
+/// enqueue.inject(&mut message);
+/// enqueue.finish();
+///
+/// // Consumer: processing is a request whose parent is the enqueue.
+/// let process = Operation::request("process orders").parent_from(&message).start();
+/// {
+///     let _in = process.enter();
+///     tracelink::track_trace("processing", tracelink::Severity::Information);
+/// }
+/// process.finish();
+///
+/// let items = sink.take();
+/// let (dep, log, req) = (&items[0], &items[1], &items[2]);
+/// assert_eq!(req.operation_id(), dep.operation_id());
+/// assert_eq!(req.operation_parent_id(), dep.id());
+/// assert_eq!(log.operation_parent_id(), req.id());
+/// ```
 #[derive(Debug)]
 #[must_use = "an operation does nothing until started"]
 pub struct Operation {
@@ -224,8 +225,7 @@ impl Operation {
     }
 }
 
-/// A started operation; records its item when finished or dropped. See the
-/// [module docs](self).
+/// A started operation; records its item when finished or dropped. See [`Operation`].
 #[derive(Debug)]
 #[must_use = "the operation ends when the guard is dropped"]
 pub struct OperationGuard {

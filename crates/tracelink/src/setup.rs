@@ -12,8 +12,9 @@ use tracelink_core::{Propagation, PropagationMode, TelemetrySink};
 use crate::error::{InitError, InitErrorKind};
 
 /// The connection string used when none is configured: the local collector
-/// (`tracelink-collector`, listening on 127.0.0.1:7421 by default).
-pub const LOCAL_CONNECTION_STRING: &str = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:7421";
+/// (`tracelink-collector`, listening on 127.0.0.1:7421 by default), for ingestion and Live
+/// Metrics.
+pub const LOCAL_CONNECTION_STRING: &str = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:7421;LiveEndpoint=http://127.0.0.1:7421";
 
 /// Environment variable choosing the propagation mode: `default` (W3C with the legacy
 /// headers for back-compat), `w3c` or `hierarchical`.
@@ -28,6 +29,10 @@ const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
 const WEBSITE_SITE_NAME: &str = "WEBSITE_SITE_NAME";
 const WEBSITE_INSTANCE_ID: &str = "WEBSITE_INSTANCE_ID";
+
+/// Environment variable asking for Entra ID authentication with a managed identity, as the
+/// other SDKs read it: `Authorization=AAD`, or `Authorization=AAD;ClientId=<client id>`.
+pub const AUTHENTICATION_ENV: &str = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING";
 
 /// Where the environment's values come from.
 #[derive(Clone, Debug)]
@@ -64,6 +69,9 @@ impl Vars {
 /// | application version | [`Builder::application_version`] | `service.version` in `OTEL_RESOURCE_ATTRIBUTES` | none |
 /// | sampling | [`Builder::sampling`] | `OTEL_TRACES_SAMPLER` = `microsoft.fixed_percentage`, `traceidratio` or `parentbased_traceidratio` with `OTEL_TRACES_SAMPLER_ARG` a ratio 0-1 | off (everything kept) |
 /// | propagation mode | [`Builder::propagation_mode`] | `TRACELINK_PROPAGATION` = `default`, `w3c`, `hierarchical` | `default` |
+/// | Entra ID credential (feature `export`) | [`Builder::credential`] | `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` (feature `azure-identity`) | none: the instrumentation key alone |
+/// | metrics | [`Builder::metric_interval`], [`Builder::metric_limits`], [`Builder::without_standard_metrics`], [`Builder::without_performance_counters`] | | every 60 s; standard metrics and performance counters on |
+/// | Live Metrics (feature `live-metrics`) | [`Builder::live_metrics`], [`Builder::without_live_metrics`] | the connection string's `LiveEndpoint` | on, except with a local ingestion endpoint and no `LiveEndpoint` |
 ///
 /// A value that cannot be used is an [`InitError`] naming the variable (never its value).
 ///
@@ -87,6 +95,8 @@ pub struct Builder {
     pub(crate) user_tracking: UserTracking,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) sink: Option<Arc<dyn TelemetrySink>>,
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) opentelemetry: bool,
     #[cfg(feature = "export")]
     pub(crate) sampling: Option<tracelink_export::Sampling>,
     #[cfg(feature = "export")]
@@ -97,6 +107,12 @@ pub struct Builder {
                 + Send,
         >,
     >,
+    #[cfg(feature = "live-metrics")]
+    pub(crate) live_metrics: crate::live_setup::LiveChoice,
+    /// A credential was given in code: the environment's is not used.
+    #[cfg(feature = "export")]
+    pub(crate) credential: bool,
+    pub(crate) metrics: crate::metrics_setup::MetricsConfig,
 }
 
 /// Whether the server layer issues the browser SDK's `ai_user` and `ai_session` cookies to
@@ -147,10 +163,17 @@ impl Builder {
             user_tracking: UserTracking::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             sink: None,
+            #[cfg(feature = "opentelemetry")]
+            opentelemetry: false,
             #[cfg(feature = "export")]
             sampling: None,
             #[cfg(feature = "export")]
             exporter: Vec::new(),
+            #[cfg(feature = "live-metrics")]
+            live_metrics: crate::live_setup::LiveChoice::default(),
+            #[cfg(feature = "export")]
+            credential: false,
+            metrics: crate::metrics_setup::MetricsConfig::default(),
         }
     }
 
@@ -235,6 +258,58 @@ impl Builder {
         self
     }
 
+    /// Sets up OpenTelemetry with tracelink, so that OpenTelemetry's spans and tracelink's
+    /// items form one tree with nothing reported twice:
+    ///
+    /// - a tracer provider whose spans go where every item goes (a batch span processor on a
+    ///   thread of its own, wrapped in `OperationNames`), with the role, instance and version
+    ///   as its Resource (`service.name`, `service.instance.id`, `service.version`);
+    /// - installed by [`Builder::init`] as OpenTelemetry's global tracer provider (libraries
+    ///   that call `opentelemetry::global::tracer` use it) with a global propagator for
+    ///   `traceparent`/`tracestate` and, except in W3C-only mode, `Request-Id`,
+    ///   `Correlation-Context` and `Request-Context`;
+    /// - the handle's layers share OpenTelemetry's ids: [`Tracelink::layer`] makes request
+    ///   ids OpenTelemetry span ids and adopts the span of an OpenTelemetry server middleware
+    ///   placed outside it, [`Tracelink::reqwest_middleware`] and [`Tracelink::client_layer`]
+    ///   make a call inside a span made current with the OpenTelemetry API that span's child,
+    ///   and [`Tracelink::tracing_layer`] leaves spans to OpenTelemetry and records each log
+    ///   once;
+    /// - [`Tracelink::opentelemetry_layer`] is `tracing-opentelemetry`'s layer for the
+    ///   provider;
+    /// - [`Tracelink::flush`] and shutdown export the spans that ended first.
+    ///
+    /// ```no_run
+    /// use axum::{Router, routing::get};
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let tracelink = tracelink::builder().opentelemetry().init()?;
+    ///     tracing_subscriber::registry()
+    ///         .with(tracelink.opentelemetry_layer())
+    ///         .with(tracelink.tracing_layer())
+    ///         .init();
+    ///     let app: Router = Router::new()
+    ///         .route("/", get(|| async { "hello" }))
+    ///         .layer(tracelink.layer());
+    ///     axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8080").await?, app).await?;
+    ///     tracelink.shutdown().await;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// [`Tracelink::layer`]: crate::Tracelink::layer
+    /// [`Tracelink::reqwest_middleware`]: crate::Tracelink::reqwest_middleware
+    /// [`Tracelink::client_layer`]: crate::Tracelink::client_layer
+    /// [`Tracelink::tracing_layer`]: crate::Tracelink::tracing_layer
+    /// [`Tracelink::opentelemetry_layer`]: crate::Tracelink::opentelemetry_layer
+    /// [`Tracelink::flush`]: crate::Tracelink::flush
+    #[cfg(feature = "opentelemetry")]
+    pub fn opentelemetry(mut self) -> Self {
+        self.opentelemetry = true;
+        self
+    }
+
     /// Sampling of whole operations (SPEC 8), fixed or adaptive.
     #[cfg(feature = "export")]
     pub fn sampling(mut self, sampling: tracelink_export::Sampling) -> Self {
@@ -260,6 +335,110 @@ impl Builder {
         + 'static,
     ) -> Self {
         self.exporter.push(Box::new(f));
+        self
+    }
+
+    /// Adjusts Live Metrics beyond what the setup decides (its endpoint, intervals, document
+    /// quota). It also switches Live Metrics on where the setup leaves it off: with a local
+    /// ingestion endpoint and no `LiveEndpoint` in the connection string.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), tracelink::InitError> {
+    /// let tracelink = tracelink::builder()
+    ///     .live_metrics(|l| l.max_documents_per_post(10))
+    ///     .init()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "live-metrics")]
+    pub fn live_metrics(
+        mut self,
+        f: impl FnOnce(tracelink_live::LiveMetricsBuilder) -> tracelink_live::LiveMetricsBuilder
+        + Send
+        + 'static,
+    ) -> Self {
+        self.live_metrics.configure(Box::new(f));
+        self
+    }
+
+    /// Sends nothing to Live Metrics.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), tracelink::InitError> {
+    /// let tracelink = tracelink::builder().without_live_metrics().init()?;
+    /// assert!(tracelink.live_metrics().is_none());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "live-metrics")]
+    pub fn without_live_metrics(mut self) -> Self {
+        self.live_metrics = crate::live_setup::LiveChoice::Off;
+        self
+    }
+
+    /// How often the pre-aggregated metrics ([`Client::metric`](crate::Client::metric), the
+    /// standard metrics) and the performance counters are sent: 60 s by default, as in the
+    /// other SDKs. Each item covers one interval (`_MS.AggregationIntervalMs`).
+    pub fn metric_interval(mut self, interval: Duration) -> Self {
+        self.metrics.interval = interval;
+        self
+    }
+
+    /// The caps on the dimension combinations of the pre-aggregated metrics: 1000 per metric
+    /// and 10,000 in all by default. The standard metrics have the same caps, and record a
+    /// combination beyond them under `Other`.
+    ///
+    /// ```
+    /// let mut limits = tracelink::MetricLimits::default();
+    /// limits.series_per_metric = 100;
+    /// let builder = tracelink::builder().metric_limits(limits);
+    /// # let _ = builder;
+    /// ```
+    pub fn metric_limits(mut self, limits: tracelink_core::metrics::MetricLimits) -> Self {
+        self.metrics.limits = limits;
+        self
+    }
+
+    /// Counts nothing into the standard metrics (`requests/duration`,
+    /// `dependencies/duration`, `exceptions/count`, `traces/count`); they are on by default,
+    /// as in the other SDKs. Without them, sampling saves the recording of the operations it
+    /// drops, and the portal's request and dependency charts count kept items, scaled by
+    /// their sample rate.
+    pub fn without_standard_metrics(mut self) -> Self {
+        self.metrics.standard = false;
+        self
+    }
+
+    /// Sends no performance counters (processor time, process CPU, private bytes, available
+    /// memory, request rate and execution time); they are on by default.
+    pub fn without_performance_counters(mut self) -> Self {
+        self.metrics.counters = false;
+        self
+    }
+
+    /// Authenticates the exporter with Entra ID: every post to ingestion carries a bearer
+    /// token of `provider` (see `tracelink::export::credential`). With feature
+    /// `azure-identity`, `tracelink::export::AzureCredential` gives tokens of a managed
+    /// identity, workload identity, the Azure CLI or a service principal. Without this
+    /// setting, `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` = `Authorization=AAD` (the
+    /// system-assigned managed identity) or `Authorization=AAD;ClientId=<id>` (a
+    /// user-assigned one) sets it up, as in the other SDKs (feature `azure-identity`).
+    ///
+    /// ```no_run
+    /// use std::time::{Duration, SystemTime};
+    /// use tracelink::export::AccessToken;
+    ///
+    /// # fn main() -> Result<(), tracelink::InitError> {
+    /// let tracelink = tracelink::builder()
+    ///     .credential(|_scope: &str| async {
+    ///         Ok(AccessToken::new("eyJ0…", SystemTime::now() + Duration::from_secs(3600)))
+    ///     })
+    ///     .init()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "export")]
+    pub fn credential(mut self, provider: impl tracelink_export::TokenProvider) -> Self {
+        self.credential = true;
+        self.exporter
+            .push(Box::new(move |e| e.credential(provider)));
         self
     }
 
@@ -353,7 +532,25 @@ impl Builder {
             (Some("always_off" | "parentbased_always_off"), _) => Some(0.0),
             (Some(_), _) => return Err(InitError::setting(OTEL_TRACES_SAMPLER)),
         };
+        let authentication = match v.get(AUTHENTICATION_ENV)? {
+            Some(s) => Some(
+                parse_authentication(&s).ok_or_else(|| InitError::setting(AUTHENTICATION_ENV))?,
+            ),
+            None => None,
+        };
+        #[cfg(not(feature = "azure-identity"))]
+        if authentication.is_some() {
+            return Err(InitError::new(
+                InitErrorKind::InvalidSetting,
+                AUTHENTICATION_ENV,
+                Some(
+                    "Entra ID authentication from the environment needs feature `azure-identity`"
+                        .into(),
+                ),
+            ));
+        }
         Ok(Settings {
+            authentication,
             connection,
             role: role.into(),
             instance: instance.into(),
@@ -367,6 +564,10 @@ impl Builder {
 /// What the setup decided.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
+    /// From `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`: a managed identity's tokens, the
+    /// user-assigned one with this client id or the system-assigned one.
+    #[cfg_attr(not(feature = "azure-identity"), allow(dead_code))]
+    pub(crate) authentication: Option<Option<String>>,
     #[cfg_attr(not(feature = "export"), allow(dead_code))]
     pub(crate) connection: ConnectionString,
     pub(crate) role: Arc<str>,
@@ -376,6 +577,22 @@ pub(crate) struct Settings {
     /// From `OTEL_TRACES_SAMPLER`; an explicit [`Builder::sampling`] wins.
     #[cfg_attr(not(feature = "export"), allow(dead_code))]
     pub(crate) sampling_percentage: Option<f64>,
+}
+
+/// `Authorization=AAD[;ClientId=<id>]`, keys without regard to case: the client id of a
+/// user-assigned managed identity, or none for the system-assigned one.
+fn parse_authentication(s: &str) -> Option<Option<String>> {
+    let mut aad = false;
+    let mut client_id = None;
+    for entry in s.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (k, v) = entry.split_once('=')?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "authorization" if v.trim().eq_ignore_ascii_case("aad") => aad = true,
+            "clientid" if !v.trim().is_empty() => client_id = Some(v.trim().to_owned()),
+            _ => return None,
+        }
+    }
+    aad.then_some(client_id)
 }
 
 /// `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs separated by `,`, values percent-encoded.
@@ -505,6 +722,29 @@ mod tests {
             let e = resolve(&vars).unwrap_err();
             assert_eq!((e.kind(), e.key()), (InitErrorKind::InvalidSetting, key));
             assert_eq!(e.to_string(), format!("invalid value of {key}"));
+        }
+    }
+
+    #[test]
+    fn authentication_string() {
+        assert_eq!(parse_authentication("Authorization=AAD"), Some(None));
+        assert_eq!(
+            parse_authentication(" authorization = aad ; ClientId=abc ;"),
+            Some(Some("abc".into()))
+        );
+        assert_eq!(parse_authentication("ClientId=abc"), None);
+        assert_eq!(parse_authentication("Authorization=Key"), None);
+        assert_eq!(parse_authentication("Authorization=AAD;Other=1"), None);
+        let e = resolve(&[(AUTHENTICATION_ENV, "nonsense")]).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.key()),
+            (InitErrorKind::InvalidSetting, AUTHENTICATION_ENV)
+        );
+        let r = resolve(&[(AUTHENTICATION_ENV, "Authorization=AAD")]);
+        if cfg!(feature = "azure-identity") {
+            assert_eq!(r.unwrap().authentication, Some(None));
+        } else {
+            assert_eq!(r.unwrap_err().key(), AUTHENTICATION_ENV);
         }
     }
 

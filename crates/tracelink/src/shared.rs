@@ -5,14 +5,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use tracelink_core::TelemetrySink;
+use tracelink_core::metrics::MetricAggregator;
 use tracelink_core::model::{TagValue, Telemetry, tags};
 
 use crate::setup::Settings;
 
-/// What every part of tracelink shares: where items go, and the settings.
+/// What every part of tracelink shares: where items go, the settings, and the aggregator of
+/// the custom metrics.
 pub(crate) struct Shared {
     pub(crate) sink: Arc<dyn TelemetrySink>,
     pub(crate) settings: Settings,
+    pub(crate) metrics: MetricAggregator,
 }
 
 impl fmt::Debug for Shared {

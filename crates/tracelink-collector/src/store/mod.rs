@@ -3,8 +3,15 @@
 //! the same transactions.
 //!
 //! Writes go through one writer thread that commits the items of several requests in one
-//! transaction (WAL mode) and acknowledges each request only after its commit: an item that
-//! was answered as accepted is on disk. Reads use their own connection.
+//! transaction (WAL mode, `synchronous = NORMAL`) and acknowledges each request only after its
+//! commit: an item that was answered as accepted is in the WAL, and survives the collector
+//! being killed. Reads use their own connection.
+//!
+//! Disk use is bounded: a checkpointer thread moves the WAL into the database continuously,
+//! and once the WAL reaches its limit the writer checkpoints it fully between two
+//! transactions and starts it over; the file is cut back to the limit, and truncated when the
+//! store is [closed](Store::close). The database itself is bounded by [`Retention`]: days,
+//! items and bytes, oldest first.
 //!
 //! Ids are stored raw and normalized for linking (SPEC 10.2): within operation `T`, a
 //! Node-style `|T.S.` is the same id as `S`. Items also belong to operation `T` when their
@@ -14,16 +21,16 @@ mod row;
 pub(crate) mod summary;
 
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{StoreError, StoreErrorKind};
-use crate::ingest::Accepted;
-use row::Row;
+use crate::stats::{self, Counters};
+pub(crate) use row::{PAGE_VIEW_PERFORMANCE, Raw, Row};
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -51,7 +58,15 @@ CREATE TABLE IF NOT EXISTS items (
     source         TEXT,
     url            TEXT,
     legacy_root    TEXT,
-    raw            TEXT NOT NULL
+    raw            TEXT NOT NULL,
+    batch          INTEGER,
+    raw_at         INTEGER,
+    raw_len        INTEGER
+);
+CREATE TABLE IF NOT EXISTS batches (
+    id    INTEGER PRIMARY KEY,
+    gzip  INTEGER NOT NULL,
+    body  BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_operation ON items(operation_id, ts_ms);
 CREATE INDEX IF NOT EXISTS items_legacy_root ON items(legacy_root) WHERE legacy_root IS NOT NULL;
@@ -74,45 +89,119 @@ pub fn normalize_id(id: &str, operation_id: Option<&str>) -> String {
     id.to_owned()
 }
 
-struct Job {
-    rows: Vec<Row>,
-    done: oneshot::Sender<Result<(), Arc<rusqlite::Error>>>,
+/// A request body stored as received, which rows point into ([`Raw::Body`]).
+#[derive(Debug)]
+pub(crate) struct Body {
+    pub(crate) bytes: bytes::Bytes,
+    pub(crate) gzip: bool,
 }
 
-/// Limits on what the database keeps.
+enum Job {
+    Insert {
+        rows: Vec<Row>,
+        body: Option<Body>,
+        done: oneshot::Sender<Result<(), Arc<rusqlite::Error>>>,
+    },
+    Retention {
+        retention: Retention,
+        done: oneshot::Sender<Result<usize, Arc<rusqlite::Error>>>,
+    },
+}
+
+/// Limits on what the database keeps. Each is enforced oldest first, and every deleted item
+/// is counted by reason ([`Stats`](crate::Stats)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Retention {
     /// Items older than this many days are deleted.
     pub max_days: u32,
     /// At most this many items are kept; the oldest go first.
     pub max_items: u64,
+    /// The database's pages in use are kept within this many bytes: beyond it, the oldest
+    /// items are deleted until a fiftieth of it is free again (the file keeps its size and
+    /// reuses the freed pages; the WAL is bounded on its own, see [`DEFAULT_WAL_LIMIT`]).
+    pub max_bytes: u64,
 }
 
 impl Default for Retention {
-    /// 7 days, 1,000,000 items.
+    /// 7 days, 1,000,000 items, 1 GiB.
     fn default() -> Self {
         Self {
             max_days: 7,
             max_items: 1_000_000,
+            max_bytes: 1 << 30,
         }
     }
 }
 
-/// The database: a writer thread and a read connection.
+impl Retention {
+    /// Keeps items for this many days.
+    pub fn days(mut self, days: u32) -> Self {
+        self.max_days = days;
+        self
+    }
+
+    /// Keeps at most this many items.
+    pub fn items(mut self, items: u64) -> Self {
+        self.max_items = items;
+        self
+    }
+
+    /// Keeps the database's pages in use within this many bytes.
+    pub fn bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+}
+
+/// The WAL size at which the writer checkpoints it fully and starts it over: 64 MiB. A
+/// second thread checkpoints continuously without blocking the writer, but under sustained
+/// writes it never catches up entirely, and SQLite only starts the WAL over once it has.
+pub const DEFAULT_WAL_LIMIT: u64 = 64 << 20;
+
+/// The database: a writer thread, a checkpointer thread and a read connection.
 ///
 /// The collector writes what it ingests; the reads ([`operations`](Store::operations),
 /// [`operation`](Store::operation), [`items`](Store::items), ...) take and return the types
 /// of the [`query`](crate::query) module. Clones share the same database.
 #[derive(Clone)]
 pub struct Store {
-    writer: SyncSender<Job>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
     reader: Arc<Mutex<Connection>>,
+    counters: Arc<Counters>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn stop_checkpointer(&self) {
+        self.stop.store(true, Ordering::Release);
+        for t in lock(&self.threads).iter() {
+            t.thread().unpark();
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The writer ends once its channel is closed (dropped with this); the checkpointer
+        // once told to stop, with a last checkpoint that truncates the WAL.
+        self.stop_checkpointer();
+    }
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -122,60 +211,136 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 impl Store {
-    /// Opens (creating) the database at `path`, and its parent directories.
+    /// Opens (creating) the database at `path`, and its parent directories, with the WAL
+    /// limited to [`DEFAULT_WAL_LIMIT`].
     ///
     /// Errors are of kind [`StoreErrorKind::Open`].
     pub fn open(path: &Path, retention: Retention) -> Result<Self, StoreError> {
+        Self::open_with(path, retention, DEFAULT_WAL_LIMIT)
+    }
+
+    pub(crate) fn open_with(
+        path: &Path,
+        retention: Retention,
+        wal_limit: u64,
+    ) -> Result<Self, StoreError> {
         let fail = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::open(path, e);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
         }
         let conn = open(path).map_err(|e| fail(e.into()))?;
-        conn.execute_batch(SCHEMA)
+        let count = conn
+            .execute_batch(SCHEMA)
+            .and_then(|()| add_body_columns(&conn))
             .and_then(|()| conn.execute_batch(summary::SCHEMA))
             .and_then(|()| summary::rebuild_if_stale(&conn).map(drop))
-            // The writer never checkpoints: a second thread moves the WAL into the database,
-            // so on two cores writing and checkpointing run side by side.
+            // The writer never checkpoints on its own: a second thread moves the WAL into the
+            // database, so on two cores writing and checkpointing run side by side. After the
+            // writer restarts the WAL, the file is cut back to the limit.
             .and_then(|()| {
-                conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;")
+                conn.execute_batch(&format!(
+                    "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;
+                     PRAGMA journal_size_limit = {wal_limit};"
+                ))
             })
+            .and_then(|()| conn.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0)))
             .map_err(|e| fail(e.into()))?;
+        let (writer, jobs) = mpsc::channel::<Job>(64);
+        let mut threads = Vec::new();
         let reader = Arc::new(Mutex::new(open(path).map_err(|e| fail(e.into()))?));
         let checkpointer = open(path).map_err(|e| fail(e.into()))?;
-        let alive = Arc::downgrade(&reader);
-        std::thread::Builder::new()
-            .name("tracelink-collector-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, alive))
-            .map_err(|e| fail(e.into()))?;
-        let (writer, jobs) = sync_channel::<Job>(256);
-        std::thread::Builder::new()
-            .name("tracelink-collector-writer".into())
-            .spawn(move || write_loop(conn, jobs, retention))
-            .map_err(|e| fail(e.into()))?;
-        Ok(Self { writer, reader })
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("tracelink-collector-checkpoint".into())
+                .spawn(move || checkpoint_loop(checkpointer, stopped))
+                .map_err(|e| fail(e.into()))?,
+        );
+        let w = Writer {
+            conn,
+            retention,
+            count: count.max(0) as u64,
+            since_retention: 0,
+            wal: std::path::PathBuf::from(format!("{}-wal", path.display())),
+            wal_limit,
+            counters: counters.clone(),
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name("tracelink-collector-writer".into())
+                .spawn(move || w.run(jobs))
+                .map_err(|e| fail(e.into()))?,
+        );
+        Ok(Self {
+            shared: Arc::new(Shared {
+                writer: Mutex::new(Some(writer)),
+                reader,
+                counters,
+                threads: Mutex::new(threads),
+                stop,
+            }),
+        })
     }
 
-    /// Stores rows; resolves once they are committed.
-    async fn insert(&self, rows: Vec<Row>) -> Result<(), StoreError> {
+    fn sender(&self) -> Result<mpsc::Sender<Job>, StoreError> {
+        lock(&self.shared.writer)
+            .clone()
+            .ok_or_else(StoreError::closed)
+    }
+
+    /// Stores rows, and the body their envelopes are in; resolves once they are committed.
+    pub(crate) async fn insert(
+        &self,
+        rows: Vec<Row>,
+        body: Option<Body>,
+    ) -> Result<(), StoreError> {
+        let n = rows.len() as u64;
         let (done, wait) = oneshot::channel();
-        let writer = self.writer.clone();
-        // The channel is bounded: a full one waits on a blocking thread, not the runtime.
-        tokio::task::spawn_blocking(move || writer.send(Job { rows, done }))
+        self.sender()?
+            .send(Job::Insert { rows, body, done })
             .await
-            .map_err(|e| StoreError::new(StoreErrorKind::Write, e))?
             .map_err(|_| StoreError::closed())?;
         wait.await
             .map_err(|_| StoreError::closed())?
-            .map_err(|e| StoreError::new(StoreErrorKind::Write, e))
+            .map_err(|e| StoreError::new(StoreErrorKind::Write, e))?;
+        stats::add(&self.shared.counters.items_accepted, n);
+        Ok(())
     }
 
-    /// Stores accepted items.
-    pub(crate) async fn insert_items(&self, items: Vec<Accepted>) -> Result<(), StoreError> {
-        let rows = items
-            .into_iter()
-            .map(|a| Row::from_item(&a.envelope.telemetry, a.raw))
-            .collect();
-        self.insert(rows).await
+    /// The counters of this database and the collector writing to it.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.shared.counters
+    }
+
+    /// What was stored, refused and deleted since the store was opened (see [`Stats`]).
+    ///
+    /// [`Stats`]: crate::Stats
+    pub fn stats(&self) -> crate::Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Stops writing: what was sent is committed, the WAL is checkpointed into the database
+    /// and truncated, and the writer and checkpointer threads have ended when this returns.
+    /// Later writes fail with [`StoreErrorKind::Closed`]; reads go on.
+    pub async fn close(&self) {
+        drop(lock(&self.shared.writer).take());
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let threads = std::mem::take(&mut *lock(&shared.threads));
+            // The writer first: the checkpointer's last checkpoint then holds everything.
+            let mut threads = threads.into_iter().rev();
+            if let Some(writer) = threads.next() {
+                let _ = writer.join();
+            }
+            shared.stop.store(true, Ordering::Release);
+            for t in threads {
+                t.thread().unpark();
+                let _ = t.join();
+            }
+        })
+        .await;
     }
 
     /// Runs `f` on the read connection, off the runtime's threads; its errors are of `kind`.
@@ -184,9 +349,9 @@ impl Store {
         kind: StoreErrorKind,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let reader = self.reader.clone();
+        let reader = self.shared.reader.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(|e| e.into_inner());
+            let conn = lock(&reader);
             f(&conn)
         })
         .await
@@ -206,145 +371,307 @@ impl Store {
 
 const INSERT: &str = "INSERT INTO items (timestamp, ts_ms, item_type, name, id, id_norm, operation_id,
     parent_id, parent_norm, operation_name, cloud_role, role_instance, user_id, session_id,
-    duration_ms, success, result_code, target, source, url, legacy_root, raw)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
+    duration_ms, success, result_code, target, source, url, legacy_root, raw, batch, raw_at, raw_len)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+    ?21, ?22, ?23, ?24, ?25)";
 
-fn commit(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
+/// One request's rows and body, as the writer commits them.
+type Pending = (Vec<Row>, Option<Body>);
+
+fn commit(conn: &mut Connection, jobs: &[Pending]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(INSERT)?;
-        for r in jobs.iter().flat_map(|j| &j.rows) {
-            let op = r.operation_id.as_deref();
-            stmt.execute(params![
-                r.timestamp,
-                r.ts_ms,
-                r.item_type,
-                r.name,
-                r.id,
-                r.id.as_deref().map(|i| normalize_id(i, op)),
-                r.operation_id,
-                r.parent_id,
-                r.parent_id.as_deref().map(|p| normalize_id(p, op)),
-                r.operation_name,
-                r.cloud_role,
-                r.role_instance,
-                r.user_id,
-                r.session_id,
-                r.duration_ms,
-                r.success,
-                r.result_code,
-                r.target,
-                r.source,
-                r.url,
-                r.legacy_root,
-                r.raw,
-            ])?;
-            summary::add(&tx, r)?;
+        let mut batch = tx.prepare_cached("INSERT INTO batches (gzip, body) VALUES (?1, ?2)")?;
+        for (rows, body) in jobs {
+            let batch_id = match body {
+                Some(b) => {
+                    batch.execute(params![b.gzip, &b.bytes[..]])?;
+                    Some(tx.last_insert_rowid())
+                }
+                None => None,
+            };
+            for r in rows {
+                let op = r.operation_id.as_deref();
+                let (text, at, len) = match (&r.raw, batch_id) {
+                    (Raw::Body { at, len }, Some(_)) => ("", Some(*at as i64), Some(*len as i64)),
+                    (Raw::Text(t), _) => (t.as_str(), None, None),
+                    (Raw::Body { .. }, None) => ("", None, None),
+                };
+                stmt.execute(params![
+                    r.timestamp,
+                    r.ts_ms,
+                    r.item_type,
+                    r.name,
+                    r.id,
+                    r.id.as_deref().map(|i| normalize_id(i, op)),
+                    r.operation_id,
+                    r.parent_id,
+                    r.parent_id.as_deref().map(|p| normalize_id(p, op)),
+                    r.operation_name,
+                    r.cloud_role,
+                    r.role_instance,
+                    r.user_id,
+                    r.session_id,
+                    r.duration_ms,
+                    r.success,
+                    r.result_code,
+                    r.target,
+                    r.source,
+                    r.url,
+                    r.legacy_root,
+                    text,
+                    at.and(batch_id),
+                    at,
+                    len,
+                ])?;
+            }
         }
+        summary::add_batch(&tx, jobs.iter().flat_map(|(rows, _)| rows.iter()))?;
     }
     summary::mark_current(&tx)?;
     tx.commit()
 }
 
-fn write_loop(mut conn: Connection, jobs: Receiver<Job>, retention: Retention) {
-    let mut since_retention = 0usize;
-    while let Ok(first) = jobs.recv() {
-        // Group commit: everything already waiting goes in the same transaction.
-        let mut batch = vec![first];
-        let mut rows = batch[0].rows.len();
-        while rows < 20_000 {
-            match jobs.try_recv() {
-                Ok(j) => {
-                    rows += j.rows.len();
-                    batch.push(j);
+/// Adds the columns that point into stored bodies to a database made before them.
+fn add_body_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('items') WHERE name = 'batch')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN batch INTEGER;
+             ALTER TABLE items ADD COLUMN raw_at INTEGER;
+             ALTER TABLE items ADD COLUMN raw_len INTEGER;",
+        )?;
+    }
+    Ok(())
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    retention: Retention,
+    /// Items in the database (counted once on open, then kept).
+    count: u64,
+    since_retention: usize,
+    /// The WAL file, and the size beyond which the writer starts it over: after a restart it
+    /// is cut back to this size, so a larger file has outgrown the limit since.
+    wal: std::path::PathBuf,
+    wal_limit: u64,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some(first) = jobs.blocking_recv() {
+            // Group commit: everything already waiting goes in the same transaction.
+            let mut batch = Vec::new();
+            let mut rows = 0;
+            let mut later = Vec::new();
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Insert {
+                        rows: r,
+                        body,
+                        done,
+                    } => {
+                        rows += r.len();
+                        batch.push(((r, body), done));
+                    }
+                    retention @ Job::Retention { .. } => later.push(retention),
                 }
-                Err(_) => break,
+                if rows < 20_000 {
+                    next = jobs.try_recv().ok();
+                }
             }
-        }
-        let result = commit(&mut conn, &batch).map_err(Arc::new);
-        if let Err(e) = &result {
-            tracing::warn!(target: "tracelink_collector", error = %e, "write failed");
-        }
-        for job in batch {
-            let _ = job.done.send(result.clone());
-        }
-        since_retention += rows;
-        if since_retention >= 10_000 {
-            since_retention = 0;
-            if let Err(e) = apply_retention(&conn, retention) {
-                tracing::warn!(target: "tracelink_collector", error = %e, "retention failed");
+            if !batch.is_empty() {
+                let (pending, done): (Vec<Pending>, Vec<_>) = batch.into_iter().unzip();
+                let result = commit(&mut self.conn, &pending).map_err(Arc::new);
+                if let Err(e) = &result {
+                    tracing::warn!(target: "tracelink_collector", error = %e, "write failed");
+                } else {
+                    self.count += rows as u64;
+                    self.since_retention += rows;
+                }
+                drop(pending);
+                for done in done {
+                    let _ = done.send(result.clone());
+                }
+            }
+            for job in later {
+                if let Job::Retention { retention, done } = job {
+                    let _ = done.send(self.retain(retention).map_err(Arc::new));
+                }
+            }
+            if self.since_retention >= 10_000 || self.over_bytes() {
+                self.since_retention = 0;
+                if let Err(e) = self.retain(self.retention) {
+                    tracing::warn!(target: "tracelink_collector", error = %e, "retention failed");
+                }
+            }
+            if std::fs::metadata(&self.wal).is_ok_and(|m| m.len() > self.wal_limit) {
+                // Between transactions, with no other writer: the WAL is checkpointed to its
+                // end and starts over with the next commit.
+                match self
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))
+                {
+                    Ok(0) => stats::add(&self.counters.wal_restarts, 1),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(target: "tracelink_collector", error = %e, "checkpoint failed")
+                    }
+                }
             }
         }
     }
+
+    /// Whether the pages in use exceed the retention's bytes (read from the database header:
+    /// cheap enough for every transaction).
+    fn over_bytes(&self) -> bool {
+        let used = self.conn.query_row(
+            "SELECT (page_count - freelist_count) * page_size
+             FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()",
+            [],
+            |r| r.get::<_, i64>(0),
+        );
+        used.is_ok_and(|u| u.max(0) as u64 > self.retention.max_bytes)
+    }
+
+    /// Applies `r` and counts what it deleted.
+    fn retain(&mut self, r: Retention) -> rusqlite::Result<usize> {
+        let deleted = apply_retention(&self.conn, r, self.count)?;
+        self.count = self.count.saturating_sub(deleted.total() as u64);
+        stats::add(&self.counters.deleted_by_age, deleted.age as u64);
+        stats::add(&self.counters.deleted_by_count, deleted.count as u64);
+        stats::add(&self.counters.deleted_by_size, deleted.size as u64);
+        Ok(deleted.total())
+    }
 }
 
-/// Checkpoints the WAL every 200 ms (passive: it never blocks the writer) until the store
-/// is dropped.
-fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Mutex<Connection>>) {
-    while alive.strong_count() > 0 {
-        std::thread::sleep(Duration::from_millis(200));
-        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-            tracing::warn!(target: "tracelink_collector", error = %e, "checkpoint failed");
+/// Checkpoints the WAL every 100 ms (passive: it never blocks the writer); once stopped,
+/// checkpoints it all and truncates it.
+fn checkpoint_loop(conn: Connection, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(Duration::from_millis(100));
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(target: "tracelink_collector", error = %e, "checkpoint failed")
+            }
         }
     }
     // A last full checkpoint leaves a compact database behind.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
 }
 
-/// Deletes items older than the retention's days, then the oldest beyond its count, and
-/// brings the rows of the operations they belonged to up to date: all in one transaction.
-fn apply_retention(conn: &Connection, r: Retention) -> rusqlite::Result<usize> {
+/// Items deleted by one run of the retention, by reason.
+#[derive(Clone, Copy, Debug, Default)]
+struct Deleted {
+    age: usize,
+    count: usize,
+    size: usize,
+}
+
+impl Deleted {
+    fn total(&self) -> usize {
+        self.age + self.count + self.size
+    }
+}
+
+/// Deletes items older than the retention's days, then the oldest beyond its count, then the
+/// oldest while the pages in use exceed its bytes, and brings the rows of the operations they
+/// belonged to up to date: all in one transaction. `count` is how many items there are.
+fn apply_retention(conn: &Connection, r: Retention, count: u64) -> rusqlite::Result<Deleted> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let cutoff = now_ms - i64::from(r.max_days) * 86_400_000;
+    let cutoff = now_ms.saturating_sub(i64::from(r.max_days).saturating_mul(86_400_000));
     // Immediate: the write lock is taken (waiting through the busy timeout) before the
-    // snapshot the affected operations are read from; a deferred transaction could not
-    // upgrade while the writer holds the lock, and would fail instead of waiting.
+    // snapshot the affected operations are read from.
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let mut touched: Vec<String> = Vec::new();
-    let mut delete = |filter: &str, value: i64| -> rusqlite::Result<usize> {
+    // The index is named: left to itself, the planner answers `DISTINCT operation_id` with a
+    // scan of the whole `items_operation` index, whatever the filter.
+    let mut delete = |index: &str, filter: &str, value: i64| -> rusqlite::Result<usize> {
         let ids = format!(
-            "SELECT DISTINCT operation_id FROM items WHERE {filter} AND operation_id IS NOT NULL"
+            "SELECT DISTINCT operation_id FROM items {index} WHERE {filter} AND operation_id IS NOT NULL"
         );
-        let mut stmt = tx.prepare(&ids)?;
+        let mut stmt = tx.prepare_cached(&ids)?;
         for id in stmt.query_map([value], |row| row.get(0))? {
             touched.push(id?);
         }
-        tx.execute(&format!("DELETE FROM items WHERE {filter}"), [value])
+        tx.prepare_cached(&format!("DELETE FROM items {index} WHERE {filter}"))?
+            .execute([value])
     };
-    let mut deleted = delete("ts_ms < ?1", cutoff)?;
-    let count: i64 = tx.query_row("SELECT COUNT(*) FROM items", [], |row| row.get(0))?;
-    let excess = count - r.max_items as i64;
-    if excess > 0 {
-        let last: Option<i64> = tx
-            .query_row(
-                "SELECT seq FROM items ORDER BY seq LIMIT 1 OFFSET ?1",
-                [excess - 1],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if let Some(seq) = last {
-            deleted += delete("seq <= ?1", seq)?;
+    // The oldest `n` items: those up to the sequence number of the `n`th.
+    let oldest = |n: u64| -> rusqlite::Result<Option<i64>> {
+        tx.query_row(
+            "SELECT seq FROM items ORDER BY seq LIMIT 1 OFFSET ?1",
+            [n.saturating_sub(1) as i64],
+            |row| row.get(0),
+        )
+        .optional()
+    };
+    let mut deleted = Deleted {
+        age: delete("INDEXED BY items_ts", "ts_ms < ?1", cutoff)?,
+        ..Deleted::default()
+    };
+    let mut left = count.saturating_sub(deleted.age as u64);
+    let excess = left.saturating_sub(r.max_items);
+    if excess > 0
+        && let Some(seq) = oldest(excess)?
+    {
+        deleted.count = delete("NOT INDEXED", "seq <= ?1", seq)?;
+        left = left.saturating_sub(deleted.count as u64);
+    }
+    let number = |sql: &str| tx.query_row(sql, [], |row| row.get::<_, i64>(0));
+    let used = (number("PRAGMA page_count")? - number("PRAGMA freelist_count")?).max(0) as u64
+        * number("PRAGMA page_size")?.max(0) as u64;
+    if used > r.max_bytes && left > 0 {
+        // Down to 98 % of the limit, by the mean size of an item: small steps, each a short
+        // pause for the writer.
+        let per_item = (used / left).max(1);
+        let n = (used - r.max_bytes + r.max_bytes / 50).div_ceil(per_item);
+        if let Some(seq) = oldest(n.min(left))? {
+            deleted.size = delete("NOT INDEXED", "seq <= ?1", seq)?;
         }
+    }
+    if deleted.total() == 0 {
+        return Ok(deleted);
     }
     touched.sort_unstable();
     touched.dedup();
     summary::refresh(&tx, &touched)?;
+    // Bodies older than the oldest item that points into one are no longer needed.
+    tx.execute(
+        "DELETE FROM batches WHERE id < COALESCE(
+            (SELECT batch FROM items WHERE batch IS NOT NULL ORDER BY seq LIMIT 1),
+            (SELECT MAX(id) + 1 FROM batches))",
+        [],
+    )?;
     summary::mark_current(&tx)?;
     tx.commit()?;
     Ok(deleted)
 }
 
 impl Store {
-    /// Applies the retention now (it also runs every 10,000 items written) and returns how
-    /// many items it deleted. Errors are of kind [`StoreErrorKind::Write`]: nothing was
-    /// deleted.
+    /// Applies the retention now, in the writer (it also runs every 10,000 items written), and
+    /// returns how many items it deleted. Errors are of kind [`StoreErrorKind::Write`]: nothing
+    /// was deleted.
     pub async fn enforce_retention(&self, retention: Retention) -> Result<usize, StoreError> {
-        self.with_reader(StoreErrorKind::Write, move |c| {
-            apply_retention(c, retention)
-        })
-        .await
+        let (done, wait) = oneshot::channel();
+        self.sender()?
+            .send(Job::Retention { retention, done })
+            .await
+            .map_err(|_| StoreError::closed())?;
+        wait.await
+            .map_err(|_| StoreError::closed())?
+            .map_err(|e| StoreError::new(StoreErrorKind::Write, e))
     }
 }
 

@@ -2,11 +2,11 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use tracelink_core::model::{Telemetry, TelemetryData, tags};
+use tracelink_core::model::{OtherData, Telemetry, TelemetryData, tags};
 use tracelink_core::wire_time;
 
 /// The columns of one item.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Row {
     pub(crate) timestamp: String,
     pub(crate) ts_ms: i64,
@@ -27,7 +27,23 @@ pub(crate) struct Row {
     pub(crate) source: Option<String>,
     pub(crate) url: Option<String>,
     pub(crate) legacy_root: Option<String>,
-    pub(crate) raw: String,
+    pub(crate) raw: Raw,
+}
+
+/// Where an item's envelope, as received, is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Raw {
+    /// In the row itself.
+    Text(String),
+    /// In the request body stored with the row's transaction (`batches`): bytes
+    /// `at..at + len` of the decompressed body.
+    Body { at: usize, len: usize },
+}
+
+impl Default for Raw {
+    fn default() -> Self {
+        Raw::Text(String::new())
+    }
 }
 
 fn nonempty(s: &str) -> Option<String> {
@@ -35,7 +51,7 @@ fn nonempty(s: &str) -> Option<String> {
 }
 
 impl Row {
-    pub(crate) fn from_item(t: &Telemetry, raw: String) -> Self {
+    pub(crate) fn from_item(t: &Telemetry, raw: Raw) -> Self {
         let tag = |k: &str| t.tags.get(k).map(str::to_owned);
         let ts_ms = t
             .time
@@ -111,13 +127,60 @@ impl Row {
                 row.url = nonempty(&p.url);
                 row.duration_ms = p.duration.and_then(ms);
             }
-            other => {
-                row.item_type = match other {
-                    TelemetryData::Other(o) => o.base_type.trim_end_matches("Data").to_owned(),
-                    _ => "other".into(),
-                };
-            }
+            TelemetryData::Other(o) => other(&mut row, o),
+            _ => row.item_type = "other".into(),
         }
         row
     }
 }
+
+/// The columns of a type the core does not model, from its `baseData`: page load timings
+/// (`browserTiming`, as Application Insights names them), availability results, and any
+/// other type under its own name (`baseType` without `Data`), named by its `name` or
+/// `message`, else by its type, so that it shows in lists and trees.
+fn other(row: &mut Row, o: &OtherData) {
+    let base: serde_json::Value = serde_json::from_str(&o.base_data).unwrap_or_default();
+    let text = |k: &str| {
+        base.get(k)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let ms = |k: &str| {
+        text(k)
+            .and_then(|d| wire_time::parse_duration(&d))
+            .map(|d| d.as_secs_f64() * 1000.0)
+    };
+    let type_name = o.base_type.strip_suffix("Data").unwrap_or(&o.base_type);
+    row.id = text("id");
+    row.url = text("url");
+    match o.base_type.as_str() {
+        PAGE_VIEW_PERFORMANCE => {
+            row.item_type = "browserTiming".into();
+            row.name = text("name");
+            row.duration_ms = ms("perfTotal").or_else(|| ms("duration"));
+        }
+        "AvailabilityData" => {
+            row.item_type = "availabilityResult".into();
+            row.name = text("name");
+            row.duration_ms = ms("duration");
+            row.success = base.get("success").and_then(serde_json::Value::as_bool);
+            row.source = text("runLocation");
+        }
+        _ => {
+            row.item_type = if type_name.is_empty() {
+                "other".into()
+            } else {
+                type_name.to_owned()
+            };
+            row.name = text("name")
+                .or_else(|| text("message"))
+                .or_else(|| Some(row.item_type.clone()));
+            row.duration_ms = ms("duration");
+        }
+    }
+}
+
+/// The `baseType` of page load timings, whatever spelling the SDK sent
+/// (`PageviewPerformanceData`, `PageViewPerfData`, ...: see the ingest module).
+pub(crate) const PAGE_VIEW_PERFORMANCE: &str = "PageViewPerformanceData";

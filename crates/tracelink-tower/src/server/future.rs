@@ -17,7 +17,7 @@ use tracelink_core::scope::Scoped;
 use super::body::ResponseBody;
 use super::layer::Config;
 use super::recorder::Recorder;
-use super::span::{RequestSpan, enter};
+use super::span::{Fallback, RequestSpan, enter};
 use super::strategy::ClassifySuccess;
 use super::{headers, user_tracking};
 
@@ -35,20 +35,32 @@ pin_project! {
     /// The response future of [`CorrelationService`](crate::server::CorrelationService).
     ///
     /// The inner future is polled with the request's [`tracelink_core::Correlation`] current
-    /// (and its `tracing` span entered, with an id source). A panic in it is recorded as
-    /// `responseCode=500` and resumed; an error as `500`; dropping this future before the
-    /// response head exists as `499`.
+    /// (and, with an id source, its `tracing` span entered, or when a filter disabled that
+    /// span, the request made current in the other tracing system by its ids). A panic in it
+    /// is recorded as `responseCode=500` and resumed; an error as `500`; dropping this future
+    /// before the response head exists as `499`.
     pub struct ResponseFuture<F, C> {
         #[pin]
         inner: Scoped<F>,
         state: Option<State<C>>,
         span: RequestSpan,
+        fallback: Option<Box<Fallback>>,
     }
 }
 
 impl<F, C> ResponseFuture<F, C> {
-    pub(super) fn new(inner: Scoped<F>, state: Option<State<C>>, span: RequestSpan) -> Self {
-        Self { inner, state, span }
+    pub(super) fn new(
+        inner: Scoped<F>,
+        state: Option<State<C>>,
+        span: RequestSpan,
+        fallback: Option<Box<Fallback>>,
+    ) -> Self {
+        Self {
+            inner,
+            state,
+            span,
+            fallback,
+        }
     }
 }
 
@@ -70,6 +82,7 @@ where
         let mut this = self.project();
         let polled = {
             let _entered = enter(this.span);
+            let _fallback = this.fallback.as_deref().map(Fallback::enter);
             catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx)))
         };
         let result = match polled {

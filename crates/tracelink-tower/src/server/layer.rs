@@ -321,12 +321,22 @@ impl<M, C> CorrelationLayer<M, C> {
         self
     }
 
-    /// Makes each request's id the id of a `tracing` span this layer creates for it
-    /// (`tracelink_tower` target, INFO, `otel.kind = "server"`, `tracelink.reported = true`),
-    /// linked by `source` to the incoming context before it is entered. With
-    /// `tracelink-otel`'s `OtelIdSource`, spans made with the OpenTelemetry API inside the
-    /// handler are then children of the Request item (DESIGN invariant 1). The span is
-    /// current while the handler runs and ends with the response body.
+    /// Shares ids with another tracing system through `source` (`tracelink-otel`'s
+    /// `OtelIdSource` for OpenTelemetry), so that spans made with its API inside the handler
+    /// are children of the Request item (DESIGN invariant 1) and each request is reported
+    /// once (DESIGN invariant 2):
+    ///
+    /// - When a server span another middleware made for the request is current (an
+    ///   OpenTelemetry server middleware outside this layer, such as
+    ///   axum-tracing-opentelemetry's `OtelAxumLayer`), the request adopts it: the Request
+    ///   item has that span's id and trace, and the span is not reported a second time.
+    /// - Otherwise each request's id is the id of a `tracing` span this layer creates for it
+    ///   (`tracelink_tower` target, INFO, `otel.kind = "server"`, `tracelink.reported =
+    ///   true`), linked by `source` to the incoming context before it is entered. The span is
+    ///   current while the handler runs and ends with the response body.
+    /// - When a `tracing` filter disables that span, the request is made current in the other
+    ///   system by its ids around each poll of the handler, so its spans still join the
+    ///   request (DESIGN invariant 3).
     #[cfg(feature = "tracing")]
     pub fn id_source(mut self, source: impl IdSource) -> Self {
         self.config_mut().id_source = Some(Arc::new(source));

@@ -37,6 +37,12 @@
 //! in the request extensions, this layer passes the request through and records nothing, so
 //! two stacked layers never report a request twice (DESIGN invariant 2).
 //!
+//! With an OpenTelemetry server middleware (axum-tracing-opentelemetry's `OtelAxumLayer`)
+//! and an id source ([`CorrelationLayer::id_source`]), put that middleware outside this
+//! layer: this layer then adopts its span, and the request is one Request item whose id is
+//! the span's. Inside this layer its span is reported under the Request (see
+//! `tracelink-otel`).
+//!
 //! An unsampled request (SPEC 8.5) is propagated and made current like any other, but nothing
 //! is recorded for it and it is not named: its `Correlation::operation_name()` is `None`.
 //!

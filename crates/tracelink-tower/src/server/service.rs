@@ -10,14 +10,15 @@ use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
-use tracelink_core::scope::Scoped;
-use tracelink_core::{Correlation, SamplingDecision, UserContext, extract};
+use tracelink_core::id_source::ForeignSpan;
+use tracelink_core::scope::{self, Scoped};
+use tracelink_core::{Correlation, PropagationMode, SamplingDecision, UserContext, extract};
 
 use super::body::ResponseBody;
 use super::future::{ResponseFuture, State};
 use super::layer::Config;
 use super::recorder::{Recorder, RequestStart};
-use super::span::{RequestSpan, enter, request_span};
+use super::span::{Fallback, RequestSpan, enter, request_span};
 use super::strategy::{ClassifySuccess, DefaultMakeName, DefaultSuccess, MakeName};
 use super::url::{Scheme, request_scheme};
 use super::user_tracking::{self, Users};
@@ -84,7 +85,7 @@ where
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         if req.extensions().get::<Correlation>().is_some() {
             // An outer layer owns this request: no second item (DESIGN invariant 2).
-            return ResponseFuture::new(Scoped::new(self.inner.call(req), None), None, None);
+            return ResponseFuture::new(Scoped::new(self.inner.call(req), None), None, None, None);
         }
         let cfg = &self.config;
         let incoming = extract::extract(req.headers(), &cfg.propagation);
@@ -96,8 +97,17 @@ where
                 keep
             }
         };
+        // A server span another middleware made for this request is the request (DESIGN
+        // invariants 1 and 2); its trace is the operation.
+        let adopted = match &cfg.id_source {
+            Some(source) if cfg.propagation.propagation_mode() != PropagationMode::Hierarchical => {
+                source.adopt_current()
+            }
+            _ => None,
+        };
         let sampling = if record {
-            cfg.sink.sampling(incoming.trace_id())
+            cfg.sink
+                .sampling(adopted.map_or(incoming.trace_id(), |a| a.trace_id))
         } else {
             SamplingDecision::dropped(100.0)
         };
@@ -107,7 +117,7 @@ where
         let full = sampling.is_sampled() || cfg.id_source.is_some() || cfg.track_users;
         let prepared = if full {
             let (r, prepared) = with_head(req, |parts| {
-                prepare(cfg, &mut self.make_name, parts, incoming, sampling)
+                prepare(cfg, &mut self.make_name, parts, incoming, sampling, adopted)
             });
             req = r;
             prepared
@@ -119,10 +129,15 @@ where
                 recorder: None,
                 set_cookies: Vec::new(),
                 span: None,
+                fallback: None,
             }
         };
         let inner = {
             let _entered = enter(&prepared.span);
+            // Current while the inner service starts the handler, as while it is polled: inner
+            // layers that start spans see the request.
+            let _current = scope::enter(prepared.correlation.clone());
+            let _fallback = prepared.fallback.as_deref().map(Fallback::enter);
             self.inner.call(req)
         };
         // Taken now: the handler may change the current context (`scope::replace_current`).
@@ -143,6 +158,7 @@ where
             Scoped::new(inner, Some(prepared.correlation)),
             Some(state),
             prepared.span,
+            prepared.fallback,
         )
     }
 }
@@ -160,6 +176,8 @@ struct Prepared {
     recorder: Option<Box<Recorder>>,
     set_cookies: Vec<String>,
     span: RequestSpan,
+    /// The request made current in the other tracing system instead of its span.
+    fallback: Option<Box<Fallback>>,
 }
 
 /// The context, span, user tracking and Request item of a request that needs its head.
@@ -169,6 +187,7 @@ fn prepare<M: MakeName>(
     parts: &mut Parts,
     incoming: extract::Incoming,
     sampling: SamplingDecision,
+    adopted: Option<ForeignSpan>,
 ) -> Prepared {
     // The duration starts here, once the layer has decided to record (a few hundred
     // nanoseconds after the request reached it).
@@ -185,10 +204,20 @@ fn prepare<M: MakeName>(
     } else {
         None
     };
-    let (span, id) = request_span(cfg, &name, &incoming);
-    let correlation = match id {
-        Some(id) => incoming.into_request_with_id(&cfg.propagation, sampling, op_name, id),
-        None => incoming.into_request(&cfg.propagation, sampling, op_name),
+    let (span, id) = match adopted {
+        Some(_) => (None, None),
+        None => request_span(cfg, &name, &incoming),
+    };
+    let correlation = match (adopted, id) {
+        (Some(a), _) => a.into_request(incoming, &cfg.propagation, sampling, op_name),
+        (None, Some(id)) => incoming.into_request_with_id(&cfg.propagation, sampling, op_name, id),
+        (None, None) => incoming.into_request(&cfg.propagation, sampling, op_name),
+    };
+    // Without a span of its own in the other tracing system, the request is made current
+    // there by its ids, whatever a `tracing` filter disabled (DESIGN invariant 3).
+    let fallback = match (&cfg.id_source, adopted, id) {
+        (Some(source), None, None) => Fallback::new(source, &correlation).map(Box::new),
+        _ => None,
     };
     parts.extensions.insert(correlation.clone());
     let scheme = request_scheme(parts, &cfg.trusted, cfg.default_scheme);
@@ -225,5 +254,6 @@ fn prepare<M: MakeName>(
         recorder,
         set_cookies: users.set_cookies,
         span,
+        fallback,
     }
 }
