@@ -82,7 +82,7 @@ fn setup(addr: SocketAddr) -> tracelink::Builder {
         ("HOSTNAME", "metrics-host".into()),
     ])
     .exporter(|e| {
-        e.without_spool().batch_limits(BatchLimits {
+        e.no_spool().batch_limits(BatchLimits {
             max_delay: Duration::from_millis(20),
             ..BatchLimits::default()
         })
@@ -133,7 +133,7 @@ async fn standard_metrics_count_every_request_while_sampling_keeps_a_tenth() {
     let tracelink = setup(addr)
         .sampling(Sampling::fixed(10.0))
         .metric_interval(Duration::from_secs(3600))
-        .without_performance_counters()
+        .no_performance_counters()
         .init()
         .unwrap();
     let client = tracelink.client();

@@ -91,7 +91,7 @@ impl opentelemetry_http::HttpClient for NullClient {
 fn exporter(sampling: Sampling) -> Exporter {
     Exporter::builder(CONN)
         .transport(Discard)
-        .without_spool()
+        .no_spool()
         .sampling(sampling)
         .cloud_role("load")
         .build()
@@ -123,11 +123,17 @@ fn facade(percentage: f64, otel: bool) -> tracelink::Tracelink {
         .role("load")
         .role_instance("load-0")
         .sampling(sampling)
-        .exporter(|e| e.transport(Discard).without_spool());
+        .exporter(|e| e.transport(Discard).no_spool());
     let builder = if otel {
         builder.opentelemetry()
     } else {
         builder
+    };
+    // `TRACELINK_LOAD_STANDARD_METRICS=0`: without the standard metrics, which are on by
+    // default and record the operations that sampling drops too.
+    let builder = match std::env::var("TRACELINK_LOAD_STANDARD_METRICS").as_deref() {
+        Ok("0") => builder.no_standard_metrics(),
+        _ => builder,
     };
     builder.init().expect("tracelink")
 }

@@ -230,7 +230,7 @@ async fn ingests_every_capture_in_every_encoding() {
 async fn exporter_round_trip_builds_the_tree() {
     let c = start("roundtrip").await;
     let exporter = tracelink_export::Exporter::builder(&c.connection_string())
-        .without_spool()
+        .no_spool()
         .cloud_role("svc")
         .build()
         .unwrap();

@@ -358,7 +358,7 @@ impl ExporterBuilder {
     }
 
     /// Keeps unsent batches in memory only (they are lost when the process ends).
-    pub fn without_spool(mut self) -> Self {
+    pub fn no_spool(mut self) -> Self {
         self.spool_enabled = false;
         self
     }

@@ -108,7 +108,7 @@ fn builder(addr: SocketAddr, extra: &str) -> ExporterBuilder {
     Exporter::builder(&format!(
         "InstrumentationKey=00000000-1111-2222-3333-444444444444;IngestionEndpoint=http://{addr}{extra}"
     ))
-    .without_spool()
+    .no_spool()
     .timeout(Duration::from_secs(5))
     .batch_limits(BatchLimits {
         max_delay: Duration::from_millis(20),

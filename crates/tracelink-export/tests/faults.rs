@@ -905,7 +905,7 @@ fn each_counter_moves_for_its_cause() {
     assert!(busy.stats().dropped(DropReason::QueueFull) >= 90);
 
     // Unsent at shutdown, with no spool to keep them.
-    let memory = builder(dead, &dir, 10).without_spool().build().unwrap();
+    let memory = builder(dead, &dir, 10).no_spool().build().unwrap();
     for i in 0..10 {
         memory.sink().send(event(format!("m{i}")));
     }

@@ -44,7 +44,7 @@ fn request() -> Telemetry {
 fn bench(c: &mut Criterion) {
     let tracelink = tracelink::builder()
         .sink(Null)
-        .without_performance_counters()
+        .no_performance_counters()
         .init()
         .unwrap();
     let client = tracelink.client();

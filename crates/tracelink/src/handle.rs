@@ -323,7 +323,7 @@ impl Tracelink {
         self.shared.metrics.stats()
     }
 
-    /// The standard metrics (unless [`Builder::without_standard_metrics`]): their counters,
+    /// The standard metrics (unless [`Builder::no_standard_metrics`]): their counters,
     /// and the items counted and then dropped because sampling had dropped their operation
     /// (`StandardMetrics::sampled_out`).
     pub fn standard_metrics(&self) -> Option<Arc<tracelink_core::metrics::StandardMetrics>> {

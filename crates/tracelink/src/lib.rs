@@ -76,7 +76,7 @@
 //!   for values that are aggregates already. Tracking a value costs about as much as
 //!   hashing its name and dimensions, and takes no lock shared with other threads once the
 //!   series exists (`cargo bench -p tracelink --bench metrics`).
-//! - The standard metrics are on, as in the other SDKs ([`Builder::without_standard_metrics`]):
+//! - The standard metrics are on, as in the other SDKs ([`Builder::no_standard_metrics`]):
 //!   every request, dependency, exception and trace is counted into `requests/duration`,
 //!   `dependencies/duration`, `exceptions/count` and `traces/count` before sampling, with the
 //!   names and properties the Node SDK sends (captured in `tests/data/captures`), and marked
@@ -85,7 +85,7 @@
 //!   of the sink given to the setup). So that the operations sampling drops are counted too,
 //!   they are recorded and dropped after counting: with sampling on, the request path costs
 //!   what it costs without sampling. The details are in [`core::metrics`].
-//! - Performance counters go out every interval as well ([`Builder::without_performance_counters`]),
+//! - Performance counters go out every interval as well ([`Builder::no_performance_counters`]),
 //!   under the names the SDKs send: `\Processor(_Total)\% Processor Time` (the machine's CPU
 //!   in use, from `/proc/stat`), `\Process(??APP_WIN32_PROC??)\% Processor Time` (the
 //!   process's, in percent of the CPUs it may use, from `/proc/self/stat`),
@@ -110,7 +110,7 @@
 //!   someone does. The setup's sink counts every item before the exporter samples it. It is
 //!   off when ingestion is on this machine and the connection string names no
 //!   `LiveEndpoint` (a development or test setup; [`LOCAL_CONNECTION_STRING`] names the
-//!   collector for both), and with [`Builder::without_live_metrics`]. The protocol choices
+//!   collector for both), and with [`Builder::no_live_metrics`]. The protocol choices
 //!   are in [`live`]'s docs.
 //!
 //! ## Features

@@ -125,7 +125,7 @@ mod tests {
             ("OTEL_SERVICE_NAME", "live-test"),
             ("HOSTNAME", "live-host"),
         ])
-        .exporter(|e| e.without_spool())
+        .exporter(|e| e.no_spool())
     }
 
     #[test]
@@ -148,13 +148,13 @@ mod tests {
         assert!(t.live_metrics().is_some());
         let t = setup(&format!("{local};LiveEndpoint=http://127.0.0.1:9"))
             .live_metrics(|l| l)
-            .without_live_metrics()
+            .no_live_metrics()
             .init_local()
             .unwrap();
         assert!(t.live_metrics().is_none());
         // The local collector serves both.
         let t = Builder::from_vars([("OTEL_SERVICE_NAME", "x")])
-            .exporter(|e| e.without_spool())
+            .exporter(|e| e.no_spool())
             .init_local()
             .unwrap();
         assert_eq!(

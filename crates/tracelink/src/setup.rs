@@ -70,8 +70,8 @@ impl Vars {
 /// | sampling | [`Builder::sampling`] | `OTEL_TRACES_SAMPLER` = `microsoft.fixed_percentage`, `traceidratio` or `parentbased_traceidratio` with `OTEL_TRACES_SAMPLER_ARG` a ratio 0-1 | off (everything kept) |
 /// | propagation mode | [`Builder::propagation_mode`] | `TRACELINK_PROPAGATION` = `default`, `w3c`, `hierarchical` | `default` |
 /// | Entra ID credential (feature `export`) | [`Builder::credential`] | `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` (feature `azure-identity`) | none: the instrumentation key alone |
-/// | metrics | [`Builder::metric_interval`], [`Builder::metric_limits`], [`Builder::without_standard_metrics`], [`Builder::without_performance_counters`] | | every 60 s; standard metrics and performance counters on |
-/// | Live Metrics (feature `live-metrics`) | [`Builder::live_metrics`], [`Builder::without_live_metrics`] | the connection string's `LiveEndpoint` | on, except with a local ingestion endpoint and no `LiveEndpoint` |
+/// | metrics | [`Builder::metric_interval`], [`Builder::metric_limits`], [`Builder::no_standard_metrics`], [`Builder::no_performance_counters`] | | every 60 s; standard metrics and performance counters on |
+/// | Live Metrics (feature `live-metrics`) | [`Builder::live_metrics`], [`Builder::no_live_metrics`] | the connection string's `LiveEndpoint` | on, except with a local ingestion endpoint and no `LiveEndpoint` |
 ///
 /// A value that cannot be used is an [`InitError`] naming the variable (never its value).
 ///
@@ -364,12 +364,12 @@ impl Builder {
     ///
     /// ```no_run
     /// # fn main() -> Result<(), tracelink::InitError> {
-    /// let tracelink = tracelink::builder().without_live_metrics().init()?;
+    /// let tracelink = tracelink::builder().no_live_metrics().init()?;
     /// assert!(tracelink.live_metrics().is_none());
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "live-metrics")]
-    pub fn without_live_metrics(mut self) -> Self {
+    pub fn no_live_metrics(mut self) -> Self {
         self.live_metrics = crate::live_setup::LiveChoice::Off;
         self
     }
@@ -402,14 +402,14 @@ impl Builder {
     /// as in the other SDKs. Without them, sampling saves the recording of the operations it
     /// drops, and the portal's request and dependency charts count kept items, scaled by
     /// their sample rate.
-    pub fn without_standard_metrics(mut self) -> Self {
+    pub fn no_standard_metrics(mut self) -> Self {
         self.metrics.standard = false;
         self
     }
 
     /// Sends no performance counters (processor time, process CPU, private bytes, available
     /// memory, request rate and execution time); they are on by default.
-    pub fn without_performance_counters(mut self) -> Self {
+    pub fn no_performance_counters(mut self) -> Self {
         self.metrics.counters = false;
         self
     }

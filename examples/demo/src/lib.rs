@@ -98,7 +98,7 @@ fn setup(collector: &Collector, role: &str, app_id: &str, mode: &str) -> Result<
         ("OTEL_SERVICE_NAME", role),
         ("TRACELINK_PROPAGATION", mode),
     ])
-    .exporter(|e| e.without_spool())
+    .exporter(|e| e.no_spool())
     .shutdown_timeout(Duration::from_secs(10))
     .init()?)
 }
