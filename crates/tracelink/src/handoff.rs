@@ -33,6 +33,10 @@ pub(crate) const MAX_WAITING: usize = 8192;
 /// The sink the setup's parts send to when the exporter runs on its own thread.
 pub(crate) struct Handoff {
     waiting: Mutex<Vec<Telemetry>>,
+    /// Held while items are moved on: a drain returns only once the items that an earlier
+    /// drain took have reached the exporter too (flush and shutdown count on it, and the
+    /// standard metrics must have seen every item before they are collected).
+    moving: Mutex<()>,
     wake: Notify,
     /// Set when the exporter shuts down: items go to it directly (which counts them as
     /// dropped at shutdown), none waits for a thread that is gone.
@@ -45,6 +49,7 @@ impl Handoff {
     pub(crate) fn new(exporter: Arc<dyn TelemetrySink>) -> Self {
         Self {
             waiting: Mutex::new(Vec::new()),
+            moving: Mutex::new(()),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             exporter,
@@ -58,6 +63,7 @@ impl Handoff {
     /// Moves every waiting item to the exporter, on the calling thread. `spare` is an empty
     /// vector that takes the waiting items' place (its capacity is reused).
     pub(crate) fn drain_with(&self, spare: &mut Vec<Telemetry>) {
+        let _moving = self.moving.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::swap(&mut *self.waiting(), spare);
         for item in spare.drain(..) {
             self.exporter.send(item);
