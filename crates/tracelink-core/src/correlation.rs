@@ -74,6 +74,14 @@ impl ItemId {
             Repr::Text(t) => Some(t),
         }
     }
+
+    /// The id as an item's `id` field: the text made directly, not through `fmt`.
+    fn to_id_string(&self) -> String {
+        match &self.0 {
+            Repr::Span(s) => s.to_hex().as_str().to_owned(),
+            Repr::Text(t) => t.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for ItemId {
@@ -326,8 +334,8 @@ impl Correlation {
     pub fn to_item(&self, data: impl Into<TelemetryData>) -> Telemetry {
         let mut item = Telemetry::new(data);
         match &mut item.data {
-            TelemetryData::Request(r) if r.id.is_empty() => r.id = self.id.to_string(),
-            TelemetryData::Dependency(d) if d.id.is_empty() => d.id = self.id.to_string(),
+            TelemetryData::Request(r) if r.id.is_empty() => r.id = self.id.to_id_string(),
+            TelemetryData::Dependency(d) if d.id.is_empty() => d.id = self.id.to_id_string(),
             _ => {}
         }
         self.annotate(&mut item, self.parent.as_ref());

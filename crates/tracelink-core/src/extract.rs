@@ -112,7 +112,8 @@ pub fn extract<E: Extractor + ?Sized>(carrier: &E, config: &Propagation) -> Inco
             && let Some(x) = request_context::sole_app_id(v.as_bytes())
         {
             // Nothing but `appId=cid-v1:X`: the value from `cid-v1:` on is the source.
-            return (Some(x) != own).then(|| Received::shared(v, request_context::CID_AT..v.len()));
+            return (Some(x) != own.map(str::as_bytes))
+                .then(|| Received::shared(v, request_context::CID_AT..v.len()));
         }
         let found = if h.request_context.more {
             lines(h.request_context, headers::REQUEST_CONTEXT)

@@ -55,16 +55,13 @@ pub fn app_id(value: &str) -> Option<&str> {
 }
 
 /// The id `X` of a value that is an `appId=cid-v1:X` item and nothing else, the form every
-/// SDK sends, read from the bytes: `X` is visible ASCII without `,` or `=`. Other values are
-/// left to [`app_id`] (`None`).
+/// SDK sends, read from the bytes: `X` is visible ASCII without `,` or `=` (so also its text;
+/// not checked a second time as UTF-8). Other values are left to [`app_id`] (`None`).
 #[cfg(feature = "http")]
-pub(crate) fn sole_app_id(value: &[u8]) -> Option<&str> {
+pub(crate) fn sole_app_id(value: &[u8]) -> Option<&[u8]> {
     let id = value.strip_prefix(HEADER_PREFIX.as_bytes())?;
     let plain = |b: &u8| (b'!'..=b'~').contains(b) && *b != b',' && *b != b'=';
-    if id.is_empty() || !id.iter().all(plain) {
-        return None;
-    }
-    core::str::from_utf8(id).ok()
+    (!id.is_empty() && id.iter().all(plain)).then_some(id)
 }
 
 /// [`app_id`] from the trimmed items.
@@ -197,6 +194,7 @@ mod tests {
         #[test]
         fn the_sole_item_is_read_as_app_id_reads_it(s in "(appId=cid-v1:)?[a-c=, \t\u{7f}\u{a0}-]{0,8}") {
             if let Some(x) = sole_app_id(s.as_bytes()) {
+                let x = core::str::from_utf8(x).unwrap();
                 prop_assert_eq!(app_id(&s), Some(x));
                 prop_assert_eq!(&s[CID_AT..], format!("{CID_PREFIX}{x}"));
             }
