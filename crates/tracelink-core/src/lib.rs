@@ -91,6 +91,7 @@ pub mod id_source;
 pub mod inject;
 pub mod metrics;
 pub mod model;
+pub mod process;
 pub mod propagation;
 mod received;
 pub mod request_context;

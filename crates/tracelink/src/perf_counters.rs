@@ -3,9 +3,7 @@
 //! onto the portal's performance counters: processor time, process CPU, private bytes,
 //! available memory, request rate and request execution time.
 //!
-//! Linux: the machine's CPU from `/proc/stat`, the process's from `/proc/self/stat`, its
-//! memory from `/proc/self/status` (`VmRSS`), available memory from `/proc/meminfo`
-//! (`MemAvailable`, at most what the cgroup v2 limit leaves). Elsewhere the CPU and memory
+//! CPU and memory come from [`tracelink_core::process`] (Linux's `/proc`); elsewhere those
 //! counters are left out. The request counters come from the standard metrics, and are left
 //! out without them.
 
@@ -14,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracelink_core::metrics::{RequestTotals, StandardMetrics};
 use tracelink_core::model::{Metric, Telemetry};
+use tracelink_core::process;
 
 /// `\Processor(_Total)\% Processor Time`: the machine's CPU in use, in percent.
 pub(crate) const PROCESSOR_TIME: &str = "\\Processor(_Total)\\% Processor Time";
@@ -45,14 +44,14 @@ struct Reading {
 /// Reads the counters once per interval.
 pub(crate) struct PerfCounters {
     standard: Option<Arc<StandardMetrics>>,
-    cpus: f64,
+    cpus: usize,
     last: Reading,
 }
 
 impl PerfCounters {
     /// Starts the first interval now.
     pub(crate) fn new(standard: Option<Arc<StandardMetrics>>) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let cpus = process::available_cpus();
         let mut c = Self {
             standard,
             cpus,
@@ -70,8 +69,8 @@ impl PerfCounters {
     fn read(&self) -> Reading {
         Reading {
             at: Instant::now(),
-            machine: os::machine_cpu(),
-            process: os::process_cpu(),
+            machine: process::machine_cpu_ticks(),
+            process: process::cpu_time(),
             requests: self
                 .standard
                 .as_ref()
@@ -93,18 +92,18 @@ impl PerfCounters {
             values.push((PROCESSOR_TIME, busy / (total1 - total0) as f64 * 100.0));
         }
         if let (Some(p0), Some(p1)) = (last.process, reading.process)
-            && secs > 0.0
+            && let Some(p) = process::cpu_percent(
+                p1.saturating_sub(p0),
+                reading.at.saturating_duration_since(last.at),
+                self.cpus,
+            )
         {
-            let busy = p1.saturating_sub(p0).as_secs_f64();
-            values.push((
-                PROCESS_TIME,
-                (busy / secs / self.cpus * 100.0).clamp(0.0, 100.0),
-            ));
+            values.push((PROCESS_TIME, p));
         }
-        if let Some(b) = os::private_bytes() {
+        if let Some(b) = process::resident_bytes() {
             values.push((PRIVATE_BYTES, b));
         }
-        if let Some(b) = os::available_bytes() {
+        if let Some(b) = process::available_bytes() {
             values.push((AVAILABLE_BYTES, b));
         }
         if self.standard.is_some() && secs > 0.0 {
@@ -133,101 +132,6 @@ impl PerfCounters {
     }
 }
 
-#[cfg(target_os = "linux")]
-mod os {
-    use std::time::Duration;
-
-    pub(super) fn machine_cpu() -> Option<(u64, u64)> {
-        parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)
-    }
-
-    pub(super) fn process_cpu() -> Option<Duration> {
-        parse_self_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
-    }
-
-    pub(super) fn private_bytes() -> Option<f64> {
-        kb_field(
-            &std::fs::read_to_string("/proc/self/status").ok()?,
-            "VmRSS:",
-        )
-    }
-
-    pub(super) fn available_bytes() -> Option<f64> {
-        let host = kb_field(
-            &std::fs::read_to_string("/proc/meminfo").ok()?,
-            "MemAvailable:",
-        )?;
-        let cgroup = cgroup_available(
-            std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok(),
-            std::fs::read_to_string("/sys/fs/cgroup/memory.current").ok(),
-        );
-        Some(cgroup.map_or(host, |c| c.min(host)))
-    }
-
-    /// Busy and total ticks of the `cpu` line: busy is all but `idle` and `iowait`.
-    pub(super) fn parse_proc_stat(stat: &str) -> Option<(u64, u64)> {
-        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-        let ticks: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .map(|t| t.parse().ok())
-            .collect::<Option<_>>()?;
-        let total: u64 = ticks.iter().sum();
-        let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
-        Some((total.saturating_sub(idle), total))
-    }
-
-    /// `utime` + `stime`, in ticks of 1/100 s (Linux's `USER_HZ`).
-    pub(super) fn parse_self_stat(stat: &str) -> Option<Duration> {
-        // The command name (field 2) is in parentheses and may hold spaces and parentheses.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let mut fields = rest.split_whitespace().skip(11);
-        let utime: u64 = fields.next()?.parse().ok()?;
-        let stime: u64 = fields.next()?.parse().ok()?;
-        Some(Duration::from_millis(
-            utime.saturating_add(stime).saturating_mul(10),
-        ))
-    }
-
-    /// A `Name:   1234 kB` line, in bytes.
-    pub(super) fn kb_field(text: &str, name: &str) -> Option<f64> {
-        let line = text.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = line[name.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kb as f64 * 1024.0)
-    }
-
-    /// What a cgroup v2 memory limit leaves, when there is one.
-    pub(super) fn cgroup_available(max: Option<String>, current: Option<String>) -> Option<f64> {
-        let max: u64 = max?.trim().parse().ok()?; // "max": no limit
-        let current: u64 = current?.trim().parse().ok()?;
-        Some(max.saturating_sub(current) as f64)
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod os {
-    use std::time::Duration;
-
-    pub(super) fn machine_cpu() -> Option<(u64, u64)> {
-        None
-    }
-    pub(super) fn process_cpu() -> Option<Duration> {
-        None
-    }
-    pub(super) fn private_bytes() -> Option<f64> {
-        None
-    }
-    pub(super) fn available_bytes() -> Option<f64> {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,25 +145,6 @@ mod tests {
                 _ => panic!("not a metric"),
             })
             .collect()
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn proc_files_parse() {
-        let stat = "cpu  100 5 50 800 20 3 2 0 0 0\ncpu0 1 2 3 4 5 6 7 8\n";
-        assert_eq!(os::parse_proc_stat(stat), Some((160, 980)));
-        let own = "4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 1380 0 0 0 150 25 0 0 20";
-        assert_eq!(os::parse_self_stat(own), Some(Duration::from_millis(1750)));
-        let status = "Name:\tx\nVmRSS:\t    1536 kB\n";
-        assert_eq!(os::kb_field(status, "VmRSS:"), Some(1536.0 * 1024.0));
-        assert_eq!(
-            os::cgroup_available(Some("1000\n".into()), Some("400\n".into())),
-            Some(600.0)
-        );
-        assert_eq!(
-            os::cgroup_available(Some("max\n".into()), Some("400".into())),
-            None
-        );
     }
 
     /// Present and plausible on this machine: percentages within 0-100, memory positive,
