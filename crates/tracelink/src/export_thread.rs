@@ -14,7 +14,8 @@ use tracelink_export::{Exporter, ExporterBuilder, Sampling, Stats};
 
 use crate::error::{InitError, InitErrorKind};
 use crate::handoff::Handoff;
-use crate::setup::{Builder, Settings};
+use crate::settings::Settings;
+use crate::setup::Builder;
 
 /// The exporter and the thread that runs it.
 pub(crate) struct Export {

@@ -10,7 +10,8 @@ use tracelink_core::{Propagation, SamplingDecision, TelemetrySink, TraceId};
 
 use crate::InitError;
 use crate::client::{self, Client};
-use crate::setup::{Builder, Settings, UserTracking};
+use crate::settings::Settings;
+use crate::setup::{Builder, UserTracking};
 use crate::shared::{Shared, tag};
 
 /// The running setup. The server layer, the client middleware, the `tracing` layer and the

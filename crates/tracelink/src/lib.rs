@@ -166,6 +166,7 @@ mod operation;
 mod otel_pipeline;
 mod panic;
 mod perf_counters;
+mod settings;
 mod setup;
 mod shared;
 

@@ -5,7 +5,7 @@ use tracelink_core::connection_string::DEFAULT_LIVE_ENDPOINT;
 use tracelink_live::{LiveMetrics, LiveMetricsBuilder};
 
 use crate::error::{InitError, InitErrorKind};
-use crate::setup::Settings;
+use crate::settings::Settings;
 
 /// A change to the Live Metrics settings, from [`Builder::live_metrics`](crate::Builder::live_metrics).
 pub(crate) type Configure = Box<dyn FnOnce(LiveMetricsBuilder) -> LiveMetricsBuilder + Send>;

@@ -15,7 +15,7 @@ use tracelink_core::metrics::{
 
 use crate::error::{InitError, InitErrorKind};
 use crate::perf_counters::PerfCounters;
-use crate::setup::Settings;
+use crate::settings::Settings;
 
 /// What the builder was told about metrics.
 #[derive(Clone, Debug)]

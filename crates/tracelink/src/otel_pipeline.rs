@@ -12,7 +12,7 @@ use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, SdkTracerProvider}
 use tracelink_core::{Propagation, PropagationMode, TelemetrySink};
 use tracelink_otel::{LegacyPropagator, TracelinkSpanExporter};
 
-use crate::setup::Settings;
+use crate::settings::Settings;
 
 /// The tracer provider whose spans go to the setup's sink.
 #[derive(Debug)]

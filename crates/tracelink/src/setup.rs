@@ -10,6 +10,7 @@ use tracelink_core::connection_string::{self, ConnectionString};
 use tracelink_core::{Propagation, PropagationMode, TelemetrySink};
 
 use crate::error::{InitError, InitErrorKind};
+use crate::settings::Settings;
 
 /// The connection string used when none is configured: the local collector
 /// (`tracelink-collector`, listening on 127.0.0.1:7421 by default), for ingestion and Live
@@ -559,24 +560,6 @@ impl Builder {
             sampling_percentage,
         })
     }
-}
-
-/// What the setup decided.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    /// From `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`: a managed identity's tokens, the
-    /// user-assigned one with this client id or the system-assigned one.
-    #[cfg_attr(not(feature = "azure-identity"), allow(dead_code))]
-    pub(crate) authentication: Option<Option<String>>,
-    #[cfg_attr(not(feature = "export"), allow(dead_code))]
-    pub(crate) connection: ConnectionString,
-    pub(crate) role: Arc<str>,
-    pub(crate) instance: Arc<str>,
-    pub(crate) version: Option<Arc<str>>,
-    pub(crate) propagation: Propagation,
-    /// From `OTEL_TRACES_SAMPLER`; an explicit [`Builder::sampling`] wins.
-    #[cfg_attr(not(feature = "export"), allow(dead_code))]
-    pub(crate) sampling_percentage: Option<f64>,
 }
 
 /// `Authorization=AAD[;ClientId=<id>]`, keys without regard to case: the client id of a

@@ -8,7 +8,7 @@ use tracelink_core::TelemetrySink;
 use tracelink_core::metrics::MetricAggregator;
 use tracelink_core::model::{TagValue, Telemetry, tags};
 
-use crate::setup::Settings;
+use crate::settings::Settings;
 
 /// What every part of tracelink shares: where items go, the settings, and the aggregator of
 /// the custom metrics.

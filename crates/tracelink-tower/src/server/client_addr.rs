@@ -8,8 +8,6 @@ use std::str::FromStr;
 use http::HeaderMap;
 use http::request::Parts;
 
-use super::url::Scheme;
-
 /// The peer address of a connection, for `ai.location.ip`.
 ///
 /// The layer reads the peer address from this request extension, or with the `axum` feature
@@ -226,15 +224,15 @@ pub(super) fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAdd
     )
 }
 
-/// The scheme a trusted proxy says the client used.
-pub(super) fn forwarded_proto(parts: &Parts, trusted: &TrustedProxies) -> Option<Scheme> {
+/// The scheme a trusted proxy says the client used, as the proxy wrote it (the URL module
+/// parses it).
+pub(super) fn forwarded_proto(parts: &Parts, trusted: &TrustedProxies) -> Option<String> {
     let peer = peer(parts)?;
     if trusted.is_empty() || !trusted.contains(peer) {
         return None;
     }
     let h = &parts.headers;
-    let proto = h
-        .get_all("forwarded")
+    h.get_all("forwarded")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split([',', ';']))
@@ -245,8 +243,7 @@ pub(super) fn forwarded_proto(parts: &Parts, trusted: &TrustedProxies) -> Option
             h.get("x-forwarded-proto")
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(',').next().unwrap_or_default().trim().to_owned())
-        })?;
-    Scheme::parse(&proto)
+        })
 }
 
 #[cfg(test)]
@@ -293,13 +290,13 @@ mod tests {
         );
         let t = trusted(&["10.0.0.0/8"]);
         assert_eq!(client_ip(&p, &t), Some("198.51.100.7".parse().unwrap()));
-        assert_eq!(forwarded_proto(&p, &t), Some(Scheme::Https));
+        assert_eq!(forwarded_proto(&p, &t), Some("https".to_owned()));
         let p = parts(
             "10.0.0.2:1",
             &[("forwarded", "for=\"[2001:db8::1]:443\";proto=https")],
         );
         assert_eq!(client_ip(&p, &t), Some("2001:db8::1".parse().unwrap()));
-        assert_eq!(forwarded_proto(&p, &t), Some(Scheme::Https));
+        assert_eq!(forwarded_proto(&p, &t), Some("https".to_owned()));
         let p = parts("10.0.0.2:1", &[("x-forwarded-for", "garbage, <script>")]);
         assert_eq!(client_ip(&p, &t), Some("10.0.0.2".parse().unwrap()));
     }

@@ -15,7 +15,7 @@ use tracelink_core::TraceParent;
 use tracelink_core::scope::Scoped;
 
 use super::body::ResponseBody;
-use super::layer::Config;
+use super::config::Config;
 use super::recorder::Recorder;
 use super::span::{Fallback, RequestSpan, enter};
 use super::strategy::ClassifySuccess;

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::HeaderValue;
 use http::request::Parts;
 use tower_layer::Layer;
 use tracelink_core::model::Telemetry;
@@ -11,49 +10,10 @@ use tracelink_core::url::Redaction;
 use tracelink_core::{IdSource, Propagation, TelemetrySink};
 
 use super::client_addr::TrustedProxies;
+use super::config::Config;
 use super::service::CorrelationService;
 use super::strategy::{ClassifySuccess, DefaultMakeName, DefaultSuccess, MakeName};
 use super::url::Scheme;
-
-type PartsHook = Arc<dyn Fn(&Parts, &mut Telemetry) + Send + Sync>;
-type ResponseHook = Arc<dyn Fn(&http::response::Parts, &mut Telemetry) + Send + Sync>;
-type Filter = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
-
-/// The configuration shared by a layer and every service it makes. Builders change a copy
-/// when it is already shared (clone-on-write).
-#[derive(Clone)]
-pub(super) struct Config {
-    pub(super) sink: Arc<dyn TelemetrySink>,
-    pub(super) propagation: Propagation,
-    /// `Request-Context` answered, from the own appId.
-    pub(super) request_context: Option<HeaderValue>,
-    pub(super) cloud_role: Option<Arc<str>>,
-    pub(super) role_instance: Option<Arc<str>>,
-    pub(super) default_scheme: Scheme,
-    pub(super) trusted: TrustedProxies,
-    pub(super) redaction: Redaction,
-    pub(super) traceresponse: bool,
-    pub(super) track_users: bool,
-    pub(super) on_request: Option<PartsHook>,
-    pub(super) on_response: Option<ResponseHook>,
-    pub(super) filter: Option<Filter>,
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-    pub(super) id_source: Option<Arc<dyn IdSource>>,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("propagation", &self.propagation)
-            .field("cloud_role", &self.cloud_role)
-            .field("role_instance", &self.role_instance)
-            .field("default_scheme", &self.default_scheme)
-            .field("trusted", &self.trusted)
-            .field("traceresponse", &self.traceresponse)
-            .field("track_users", &self.track_users)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The server layer: one [`tracelink_core::Correlation`] per request, made current while the
 /// handler runs, and one Request item per sampled request. What it records and answers is

@@ -79,6 +79,7 @@
 
 mod body;
 mod client_addr;
+mod config;
 mod future;
 mod headers;
 mod layer;

@@ -9,7 +9,7 @@ use tracelink_core::model::{Request as RequestData, TagValue, Telemetry, Telemet
 use tracelink_core::{Correlation, TelemetrySink};
 
 use super::client_addr;
-use super::layer::Config;
+use super::config::Config;
 use super::url::{Scheme, request_url};
 
 /// What the Request item of one request is made from, gathered when the request starts.

@@ -16,7 +16,7 @@ use tracelink_core::{Correlation, PropagationMode, SamplingDecision, UserContext
 
 use super::body::ResponseBody;
 use super::future::{ResponseFuture, State};
-use super::layer::Config;
+use super::config::Config;
 use super::recorder::{Recorder, RequestStart};
 use super::span::{Fallback, RequestSpan, enter, request_span};
 use super::strategy::{ClassifySuccess, DefaultMakeName, DefaultSuccess, MakeName};

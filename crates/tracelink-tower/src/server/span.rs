@@ -7,7 +7,7 @@ use tracelink_core::extract::Incoming;
 use tracelink_core::id_source::ForeignSpan;
 use tracelink_core::{Correlation, IdSource, SpanId};
 
-use super::layer::Config;
+use super::config::Config;
 
 /// The span of a request, if one was made.
 #[cfg(feature = "tracing")]

@@ -55,7 +55,7 @@ pub(super) fn request_scheme(parts: &Parts, trusted: &TrustedProxies, default: S
             "http" => Some(Scheme::Http),
             _ => None,
         })
-        .or_else(|| client_addr::forwarded_proto(parts, trusted))
+        .or_else(|| client_addr::forwarded_proto(parts, trusted).and_then(|p| Scheme::parse(&p)))
         .unwrap_or(default)
 }
 
