@@ -234,6 +234,102 @@ async fn standard_metrics_count_every_request_while_sampling_keeps_a_tenth() {
     tracelink.shutdown().await;
 }
 
+/// Sampling at 0 %: no Request, Dependency or Exception item reaches ingestion, yet the
+/// standard metrics count every request a real reqwest client made to a real server, every
+/// call its handler made through the facade's reqwest client, and every exception, each with
+/// its result code and target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_metrics_count_every_operation_at_zero_percent() {
+    let ingestion = Ingestion::default();
+    let addr = ingestion.start().await;
+    let tracelink = setup(addr)
+        .sampling(Sampling::fixed(0.0))
+        .metric_interval(Duration::from_secs(3600))
+        .no_performance_counters()
+        .init()
+        .unwrap();
+    let backend = {
+        let app = Router::new().route("/pong", get(|| async { "pong" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        backend
+    };
+    let calls = tracelink.reqwest_client(reqwest::Client::new());
+    let client = tracelink.client();
+    let app = Router::new()
+        .route(
+            "/orders/{id}",
+            get(move |axum::extract::Path(id): axum::extract::Path<u32>| {
+                let (calls, client) = (calls.clone(), client.clone());
+                async move {
+                    let pong = calls.get(format!("http://{backend}/pong")).send().await;
+                    assert_eq!(pong.unwrap().text().await.unwrap(), "pong");
+                    if id % 4 == 0 {
+                        client.track_exception(tracelink::Exception::new("E", "boom"));
+                        return Err((http::StatusCode::INTERNAL_SERVER_ERROR, "failed"));
+                    }
+                    Ok("ok")
+                }
+            }),
+        )
+        .layer(tracelink.layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let plain = reqwest::Client::new();
+    for id in 0..40 {
+        let res = plain
+            .get(format!("http://{front}/orders/{id}"))
+            .send()
+            .await
+            .unwrap();
+        let _ = res.bytes().await.unwrap();
+    }
+    // The last count lands when the server has finished its body.
+    let standard = tracelink.standard_metrics().unwrap();
+    until("the last request's count", Duration::from_secs(5), || {
+        standard.request_totals().count == 40
+    })
+    .await;
+    tracelink.flush().await;
+
+    let requests = ingestion.metrics(metric_name::REQUESTS);
+    assert_eq!(count(&requests), 40, "every request, once");
+    let failed: Vec<_> = requests
+        .iter()
+        .filter(|e| prop(e, dimension::REQUEST_RESULT_CODE) == "500")
+        .cloned()
+        .collect();
+    assert_eq!(count(&failed), 10);
+    assert!(
+        failed
+            .iter()
+            .all(|e| prop(e, dimension::REQUEST_SUCCESS) == "False")
+    );
+    for e in &requests {
+        assert_eq!(prop(e, "_MS.MetricId"), metric_id::REQUESTS_DURATION);
+        assert_eq!(prop(e, dimension::CLOUD_ROLE_NAME), "metrics-test");
+        assert_eq!(prop(e, dimension::CLOUD_ROLE_INSTANCE), "metrics-host");
+    }
+    let dependencies = ingestion.metrics(metric_name::DEPENDENCIES);
+    assert_eq!(count(&dependencies), 40, "every call, once");
+    for e in &dependencies {
+        assert_eq!(prop(e, "_MS.MetricId"), metric_id::DEPENDENCIES_DURATION);
+        assert_eq!(prop(e, dimension::DEPENDENCY_TARGET), backend.to_string());
+        assert_eq!(prop(e, dimension::DEPENDENCY_TYPE), "Http");
+        assert_eq!(prop(e, dimension::DEPENDENCY_RESULT_CODE), "200");
+        assert_eq!(prop(e, dimension::DEPENDENCY_SUCCESS), "True");
+    }
+    assert_eq!(count(&ingestion.metrics(metric_name::EXCEPTIONS)), 10);
+    for kind in ["RequestData", "RemoteDependencyData", "ExceptionData"] {
+        assert!(ingestion.of(kind).is_empty(), "no {kind} at 0 %");
+    }
+    assert_eq!(standard.sampled_out(), 90);
+    assert_valid(&ingestion.all());
+    tracelink.shutdown().await;
+}
+
 /// With a short interval, the counters and the aggregates arrive on their own, every
 /// interval, with the names the Node SDK uses; the custom metric's cap is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

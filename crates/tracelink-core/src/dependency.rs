@@ -56,6 +56,7 @@ use crate::carrier::headers;
 use crate::correlation::Correlation;
 use crate::id::TraceId;
 use crate::id_source::{self, IdSource};
+use crate::metrics::Unsampled;
 use crate::model::{Dependency, TagValue, tags};
 use crate::propagation::Propagation;
 use crate::request_context;
@@ -112,6 +113,8 @@ pub struct DependencyConfig {
     cloud_role: Option<Arc<str>>,
     role_instance: Option<Arc<str>>,
     id_source: Option<Arc<dyn IdSource>>,
+    /// The propagation's own appId, shared by every call that reads a callee's.
+    own_app_id: Option<Arc<str>>,
 }
 
 impl fmt::Debug for DependencyConfig {
@@ -135,11 +138,13 @@ impl DependencyConfig {
             cloud_role: None,
             role_instance: None,
             id_source: None,
+            own_app_id: None,
         }
     }
 
     /// The propagation configuration (mode, own appId, excluded hosts).
     pub fn propagation(mut self, propagation: Propagation) -> Self {
+        self.own_app_id = propagation.own_app_id().map(|a| a.as_str().into());
         self.propagation = propagation;
         self
     }
@@ -247,10 +252,106 @@ fn method_and(method: &Method, path: &str) -> String {
     name
 }
 
+/// A call of an operation that sampling dropped, counted without an item.
+struct Counted {
+    start: Instant,
+    target: Target,
+}
+
+impl Counted {
+    /// Reports the call to the sink (once: the sink is taken from `call`).
+    fn count(self, call: &mut OutgoingCall, code: &str, success: bool, callee: Option<&str>) {
+        let Some(sink) = call.config.take() else {
+            return;
+        };
+        let duration = self.start.elapsed();
+        let target = self.target.as_str();
+        let report = |dependency_type: &str, target: &str| {
+            let what = Unsampled::dependency(dependency_type, target, code, success, duration)
+                .role(call.role.as_deref())
+                .instance(call.instance.as_deref());
+            sink.count_unsampled(&what);
+        };
+        match callee {
+            // `<target> | cid-v1:<appId>`, as the item's (on the stack when it fits).
+            Some(x) => {
+                let mut buf = [0u8; 160];
+                match inline(
+                    &mut buf,
+                    format_args!("{target} | {}{x}", request_context::CID_PREFIX),
+                ) {
+                    Some(joined) => report(TYPE_HTTP_TRACKED, joined),
+                    None => report(
+                        TYPE_HTTP_TRACKED,
+                        &format!("{target} | {}{x}", request_context::CID_PREFIX),
+                    ),
+                }
+            }
+            None => report(TYPE_HTTP, target),
+        }
+    }
+}
+
+/// Writes `args` into `buf`; the text, or `None` when it does not fit.
+fn inline<'b>(buf: &'b mut [u8], args: fmt::Arguments<'_>) -> Option<&'b str> {
+    use std::io::Write as _;
+    let capacity = buf.len();
+    let mut rest: &mut [u8] = buf;
+    rest.write_fmt(args).ok()?;
+    let len = capacity - rest.len();
+    std::str::from_utf8(&buf[..len]).ok()
+}
+
+/// `host[:port]` of a counted call, inline when it fits (most do), so that counting a call
+/// allocates nothing.
+enum Target {
+    Inline { buf: [u8; TARGET_INLINE], len: u8 },
+    Long(String),
+}
+
+const TARGET_INLINE: usize = 62;
+
+impl Target {
+    fn new(parts: Option<&Parts<'_>>) -> Self {
+        let mut buf = [0u8; TARGET_INLINE];
+        let Some(p) = parts else {
+            return Self::Inline { buf, len: 0 };
+        };
+        let written = match p.port {
+            Some(port) if port != 80 && port != 443 => {
+                inline(&mut buf, format_args!("{}:{port}", p.host)).map(str::len)
+            }
+            _ => inline(&mut buf, format_args!("{}", p.host)).map(str::len),
+        };
+        match written {
+            // At most TARGET_INLINE.
+            Some(len) => Self::Inline {
+                buf,
+                len: len as u8,
+            },
+            None => Self::Long(p.host_port()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Inline { buf, len } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+            }
+            Self::Long(s) => s,
+        }
+    }
+}
+
 /// One outgoing call in flight; records its Dependency item when finished.
 #[must_use = "finish the call to record it"]
 pub struct OutgoingCall {
+    /// Where the call is reported: recorded calls, and calls of dropped operations that the
+    /// sink counts.
     config: Option<Arc<dyn TelemetrySink>>,
+    /// The call is counted without an item ([`TelemetrySink::count_unsampled`]): when it
+    /// started, and its target.
+    counted: Option<Counted>,
     dependency: Correlation,
     item: Dependency,
     own_app_id: Option<Arc<str>>,
@@ -294,10 +395,15 @@ impl OutgoingCall {
                 Correlation::root(trace_id, &config.propagation, sampling, None)
             }),
         };
-        // DESIGN invariant 4: an unsampled call is propagation only (no clock, no item).
+        // DESIGN invariant 4: an unsampled call is propagation only (no clock, no item),
+        // unless the sink counts it (the standard metrics): then its clock and target only.
         let sampled = dependency.is_sampled();
         let clock = sampled.then(|| (SystemTime::now(), Instant::now()));
         let parts = Parts::parse(url);
+        let counted = (!sampled && config.sink.counts_unsampled()).then(|| Counted {
+            start: Instant::now(),
+            target: Target::new(parts.as_ref()),
+        });
         if !ext(&|e| e.get::<SkipPropagation>().is_some()) {
             let host = parts.map(|p| p.host);
             config.propagation.inject(&dependency, host, headers);
@@ -319,12 +425,14 @@ impl OutgoingCall {
             };
             item.target = parts.map(|p| p.host_port()).unwrap_or_default();
         }
+        let reported = sampled || counted.is_some();
         Self {
-            config: sampled.then(|| Arc::clone(&config.sink)),
+            config: reported.then(|| Arc::clone(&config.sink)),
+            counted,
             dependency,
             item,
-            own_app_id: match sampled {
-                true => config.propagation.own_app_id().map(|a| a.as_str().into()),
+            own_app_id: match reported {
+                true => config.own_app_id.clone(),
                 false => None,
             },
             role: config.cloud_role.clone(),
@@ -340,14 +448,20 @@ impl OutgoingCall {
 
     /// Records the call as answered with `status` and these response headers.
     pub fn finish_response(mut self, status: u16, response_headers: &HeaderMap) {
-        self.item.result_code = crate::model::status_code(status);
-        self.item.success = status > 0 && status < 400;
+        let success = status > 0 && status < 400;
         let callee = response_headers
             .get_all(headers::REQUEST_CONTEXT)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(request_context::app_id)
             .filter(|x| self.own_app_id.as_deref() != Some(*x));
+        if let Some(counted) = self.counted.take() {
+            let code = crate::model::status_code(status);
+            counted.count(&mut self, &code, success, callee);
+            return;
+        }
+        self.item.result_code = crate::model::status_code(status);
+        self.item.success = success;
         if let Some(x) = callee {
             self.item.dependency_type = TYPE_HTTP_TRACKED.to_owned();
             self.item.target = format!("{} | {}{x}", self.item.target, request_context::CID_PREFIX);
@@ -357,6 +471,10 @@ impl OutgoingCall {
 
     /// Records the call as failed without a response.
     pub fn finish_error(mut self, kind: CallError, message: &str) {
+        if let Some(counted) = self.counted.take() {
+            counted.count(&mut self, kind.as_str(), false, None);
+            return;
+        }
         self.item.result_code = kind.as_str().into();
         self.item.success = false;
         self.send(Some(message));
@@ -398,7 +516,9 @@ impl OutgoingCall {
 impl Drop for OutgoingCall {
     /// A call dropped before it finished is recorded as `Canceled`.
     fn drop(&mut self) {
-        if self.config.is_some() {
+        if let Some(counted) = self.counted.take() {
+            counted.count(self, CallError::Canceled.as_str(), false, None);
+        } else if self.config.is_some() {
             self.item.result_code = CallError::Canceled.as_str().into();
             self.item.success = false;
             self.record(Some("the call was dropped before it finished"));
@@ -552,6 +672,69 @@ mod tests {
         assert_eq!(items.len(), 1);
         assert_eq!(dep(&items[0]).result_code, "Canceled");
         assert!(!dep(&items[0]).success);
+    }
+
+    /// Calls of dropped operations, counted without an item when the sink counts them: the
+    /// target, type and result code the item would have had.
+    #[test]
+    fn unsampled_calls_are_counted_without_an_item() {
+        use crate::metrics::{StandardMetrics, StandardMetricsSink, dimension};
+        use crate::model::TelemetryData;
+        let kept = Arc::new(MemorySink::with_sampling(0.0));
+        let metrics = Arc::new(StandardMetrics::new("r", "i"));
+        let sink = StandardMetricsSink::new(kept.clone(), metrics.clone());
+        let app = crate::request_context::AppId::new("own").unwrap();
+        let cfg = DependencyConfig::new(sink).propagation(Propagation::default().app_id(app));
+        let start =
+            |url: &str| OutgoingCall::start(&cfg, &Method::GET, url, &mut HeaderMap::new(), None);
+        let mut answer = HeaderMap::new();
+        answer.insert("request-context", "appId=cid-v1:callee".parse().unwrap());
+        start("http://api:8080/a").finish_response(200, &HeaderMap::new());
+        start("http://api:8080/b").finish_response(503, &answer);
+        start("https://db/x").finish_error(CallError::Timeout, "slow");
+        drop(start("http://api:8080/c"));
+        assert!(kept.is_empty(), "no item");
+        assert_eq!(metrics.sampled_out(), 4);
+        let items = metrics.collect(SystemTime::now());
+        let mut seen: Vec<_> = items
+            .iter()
+            .map(|i| {
+                let TelemetryData::Metric(m) = &i.data else {
+                    unreachable!()
+                };
+                let p = &i.properties;
+                (
+                    p[dimension::DEPENDENCY_TYPE].as_str(),
+                    p[dimension::DEPENDENCY_TARGET].as_str(),
+                    p[dimension::DEPENDENCY_RESULT_CODE].as_str(),
+                    p[dimension::DEPENDENCY_SUCCESS].as_str(),
+                    m.metrics[0].count,
+                )
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("Http", "api:8080", "200", "True", Some(1)),
+                ("Http", "api:8080", "Canceled", "False", Some(1)),
+                ("Http", "db", "Timeout", "False", Some(1)),
+                (
+                    "Http (tracked component)",
+                    "api:8080 | cid-v1:callee",
+                    "503",
+                    "False",
+                    Some(1)
+                ),
+            ]
+        );
+        let long = format!("http://{}:81/", "h".repeat(80));
+        start(&long).finish_response(200, &HeaderMap::new());
+        let items = metrics.collect(SystemTime::now());
+        assert_eq!(
+            items[0].properties[dimension::DEPENDENCY_TARGET],
+            format!("{}:81", "h".repeat(80))
+        );
     }
 
     #[test]

@@ -96,6 +96,7 @@ pub mod propagation;
 mod received;
 pub mod request_context;
 pub mod request_id;
+pub mod resource;
 mod rng;
 pub mod sampling;
 pub mod scope;

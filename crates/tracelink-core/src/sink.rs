@@ -8,6 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::id::TraceId;
+use crate::metrics::Unsampled;
 use crate::model::Telemetry;
 use crate::sampling::SamplingDecision;
 
@@ -22,6 +23,22 @@ pub trait TelemetrySink: Send + Sync + 'static {
         let _ = operation_id;
         SamplingDecision::KEEP_ALL
     }
+
+    /// Whether the sink counts what operations that sampling dropped do
+    /// ([`TelemetrySink::count_unsampled`]). Asked when such an operation's request or call
+    /// starts: when it answers `false` (the default), the operation costs propagation only
+    /// (DESIGN invariant 4), with no clock read.
+    fn counts_unsampled(&self) -> bool {
+        false
+    }
+
+    /// Counts a request, call, exception or log line of an operation that sampling dropped,
+    /// which records no item (the standard metrics count every operation, SPEC 8.6). Called
+    /// only when [`TelemetrySink::counts_unsampled`] says so; must not block. The default
+    /// does nothing.
+    fn count_unsampled(&self, what: &Unsampled<'_>) {
+        let _ = what;
+    }
 }
 
 impl<T: TelemetrySink + ?Sized> TelemetrySink for Arc<T> {
@@ -31,6 +48,12 @@ impl<T: TelemetrySink + ?Sized> TelemetrySink for Arc<T> {
     fn sampling(&self, operation_id: TraceId) -> SamplingDecision {
         (**self).sampling(operation_id)
     }
+    fn counts_unsampled(&self) -> bool {
+        (**self).counts_unsampled()
+    }
+    fn count_unsampled(&self, what: &Unsampled<'_>) {
+        (**self).count_unsampled(what)
+    }
 }
 
 impl<T: TelemetrySink + ?Sized> TelemetrySink for Box<T> {
@@ -39,6 +62,12 @@ impl<T: TelemetrySink + ?Sized> TelemetrySink for Box<T> {
     }
     fn sampling(&self, operation_id: TraceId) -> SamplingDecision {
         (**self).sampling(operation_id)
+    }
+    fn counts_unsampled(&self) -> bool {
+        (**self).counts_unsampled()
+    }
+    fn count_unsampled(&self, what: &Unsampled<'_>) {
+        (**self).count_unsampled(what)
     }
 }
 

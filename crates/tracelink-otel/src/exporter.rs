@@ -43,7 +43,7 @@ use crate::operations::{OperationNames, Shared, lock, trace_of};
 /// - The provider's Resource gives every item its role and version, as the Azure Monitor
 ///   exporters map them: `service.namespace` + `.` + `service.name` is `ai.cloud.role`
 ///   (not the SDK's default `unknown_service…`: a Kubernetes workload name then, if any),
-///   `k8s.pod.name` or `service.instance.id` is `ai.cloud.roleInstance`, and
+///   `k8s.pod.name`, `service.instance.id` or `host.name` is `ai.cloud.roleInstance`, and
 ///   `service.version` is `ai.application.ver`.
 /// - Spans with the attribute [`REPORTED_ATTRIBUTE`](crate::REPORTED_ATTRIBUTE) `= true`
 ///   were reported by tracelink's own layers (the request span of `CorrelationLayer`, or the

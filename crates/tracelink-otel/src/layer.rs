@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use tracelink_core::metrics::Unsampled;
 use tracelink_core::model::{
     Dependency, Exception, SeverityLevel, TagValue, Telemetry, Trace, tags,
 };
@@ -15,7 +16,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 /// Targets whose events and spans the layer ignores by default: the internals of HTTP
 /// clients and servers, the async runtime, TLS, and tracelink's own exporter. A target
@@ -254,6 +255,43 @@ impl TracelinkLayer {
     }
 }
 
+impl TracelinkLayer {
+    /// Counts an event of an operation that sampling dropped into the standard metrics
+    /// (a trace or an exception, and the failure of the span it ends), without formatting
+    /// its fields.
+    fn count_unsampled<S>(&self, event: &Event<'_>, span: Option<&SpanRef<'_, S>>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if !self.sink.counts_unsampled() {
+            return;
+        }
+        let meta = event.metadata();
+        let is_error = meta
+            .fields()
+            .iter()
+            .any(|f| matches!(f.name(), "error" | "exception.type" | "exception.message"));
+        let what = match is_error {
+            true => Unsampled::exception(),
+            false => Unsampled::trace(Some(severity(meta.level()))),
+        };
+        self.sink
+            .count_unsampled(&what.role(self.cloud_role.as_deref()));
+        if *meta.level() == Level::ERROR
+            && let Some(s) = span.and_then(|s| {
+                s.scope().find(|s| {
+                    s.extensions()
+                        .get::<SpanState>()
+                        .is_some_and(|st| st.record)
+                })
+            })
+            && let Some(st) = s.extensions_mut().get_mut::<SpanState>()
+        {
+            st.failed.get_or_insert_with(String::new);
+        }
+    }
+}
+
 /// Whether `target` is `name` or one of its submodules.
 fn matches_target(target: &str, name: &str) -> bool {
     target
@@ -346,8 +384,11 @@ where
             && self
                 .span_level
                 .is_some_and(|l| *attrs.metadata().level() <= l);
+        // The fields of a span of an operation that sampling dropped are never read.
         let mut fields = Fields::default();
-        attrs.record(&mut fields);
+        if parent.is_sampled() {
+            attrs.record(&mut fields);
+        }
         let correlation = if record { parent.new_child() } else { parent };
         span.extensions_mut().insert(SpanState {
             correlation,
@@ -363,7 +404,9 @@ where
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(state) = ext.get_mut::<SpanState>() {
+        if let Some(state) = ext.get_mut::<SpanState>()
+            && state.correlation.is_sampled()
+        {
             let mut fields = Fields::default();
             values.record(&mut fields);
             state.fields.extend(fields.rest);
@@ -420,7 +463,22 @@ where
         let Some(state) = span.extensions_mut().remove::<SpanState>() else {
             return;
         };
-        if !state.record || !state.correlation.is_sampled() {
+        if !state.record {
+            return;
+        }
+        if !state.correlation.is_sampled() {
+            // Sampling dropped the operation: counted into the standard metrics, no item.
+            if self.sink.counts_unsampled() {
+                let what = Unsampled::dependency(
+                    "InProc",
+                    "",
+                    "",
+                    state.failed.is_none(),
+                    state.start.elapsed(),
+                )
+                .role(self.cloud_role.as_deref());
+                self.sink.count_unsampled(&what);
+            }
             return;
         }
         let mut d = Dependency::new(span.name(), "InProc");
@@ -461,6 +519,7 @@ where
             return;
         };
         if !correlation.is_sampled() {
+            self.count_unsampled(event, span.as_ref());
             return;
         }
         let mut f = Fields::default();

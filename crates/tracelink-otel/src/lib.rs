@@ -136,6 +136,8 @@ mod layer;
 #[cfg(feature = "opentelemetry")]
 mod mapping;
 #[cfg(feature = "opentelemetry")]
+mod metrics;
+#[cfg(feature = "opentelemetry")]
 mod operations;
 #[cfg(feature = "opentelemetry")]
 mod propagator;
@@ -147,6 +149,8 @@ pub use id_source::OtelIdSource;
 pub use layer::{DEFAULT_EXCLUDED_TARGETS, TracelinkLayer};
 #[cfg(feature = "opentelemetry")]
 pub use mapping::{PARENT_ATTRIBUTE, REPORTED_ATTRIBUTE, map_span};
+#[cfg(feature = "opentelemetry")]
+pub use metrics::TracelinkMetricExporter;
 #[cfg(feature = "opentelemetry")]
 pub use operations::{DEFAULT_MAX_HOLD, MAX_HELD, OperationNames};
 #[cfg(feature = "opentelemetry")]

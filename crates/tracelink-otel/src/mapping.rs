@@ -41,42 +41,15 @@ impl MapConfig {
     /// The tags the Resource gives every item, as the Azure Monitor exporters map them:
     /// `service.namespace` + `.` + `service.name` is `ai.cloud.role` (the SDK's default
     /// `unknown_service…` names none: a Kubernetes workload name is used then, if any),
-    /// `k8s.pod.name` or `service.instance.id` is `ai.cloud.roleInstance`, and
-    /// `service.version` is `ai.application.ver`.
+    /// `k8s.pod.name`, `service.instance.id` or `host.name` is `ai.cloud.roleInstance`, and
+    /// `service.version` is `ai.application.ver` ([`tracelink_core::resource::resource_tags`],
+    /// shared with the collector).
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
-        let get = |key: &'static str| {
+        let out = tracelink_core::resource::resource_tags(|key| {
             resource
-                .get(&opentelemetry::Key::from_static_str(key))
+                .get(&opentelemetry::Key::new(key.to_owned()))
                 .map(|v| v.as_str().into_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let mut out = Vec::new();
-        let service = get("service.name").filter(|n| !n.starts_with("unknown_service"));
-        let role = match service {
-            Some(name) => Some(match get("service.namespace") {
-                Some(ns) => format!("{ns}.{name}"),
-                None => name,
-            }),
-            None => [
-                "k8s.deployment.name",
-                "k8s.replicaset.name",
-                "k8s.statefulset.name",
-                "k8s.job.name",
-                "k8s.cronjob.name",
-                "k8s.daemonset.name",
-            ]
-            .into_iter()
-            .find_map(get),
-        };
-        if let Some(role) = role {
-            out.push((tags::CLOUD_ROLE, role));
-        }
-        if let Some(instance) = get("k8s.pod.name").or_else(|| get("service.instance.id")) {
-            out.push((tags::CLOUD_ROLE_INSTANCE, instance));
-        }
-        if let Some(version) = get("service.version") {
-            out.push((tags::APPLICATION_VERSION, version));
-        }
+        });
         self.resource = out;
     }
 }

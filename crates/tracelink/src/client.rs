@@ -13,7 +13,7 @@
 use std::error::Error as StdError;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use tracelink_core::metrics::MetricTracker;
+use tracelink_core::metrics::{MetricTracker, Unsampled};
 use tracelink_core::model::{Telemetry, TelemetryData};
 use tracelink_core::{ItemId, SpanId, scope};
 
@@ -136,6 +136,7 @@ impl Client {
     fn record_operation_item(&self, mut item: Telemetry) {
         let parent = scope::current();
         if parent.as_ref().is_some_and(|c| !c.is_sampled()) {
+            self.count_unsampled(&item);
             return;
         }
         let id = match &parent {
@@ -156,7 +157,10 @@ impl Client {
     /// An item emitted inside the current operation: its parent is the current context.
     fn record_child(&self, mut item: Telemetry) {
         let keep = scope::with_current(|c| match c {
-            Some(c) if !c.is_sampled() => false,
+            Some(c) if !c.is_sampled() => {
+                self.count_unsampled(&item);
+                false
+            }
             Some(c) => {
                 c.annotate(&mut item, Some(c.id()));
                 true
@@ -165,6 +169,17 @@ impl Client {
         });
         if keep {
             self.send(item);
+        }
+    }
+
+    /// Counts an item of an operation that sampling dropped into the standard metrics (an
+    /// exception or trace; a request or call tracked by hand), instead of sending it.
+    fn count_unsampled(&self, item: &Telemetry) {
+        let sink = &self.shared.sink;
+        if let Some(what) = Unsampled::of(item)
+            && sink.counts_unsampled()
+        {
+            sink.count_unsampled(&what);
         }
     }
 

@@ -75,6 +75,14 @@ impl TelemetrySink for Tagged {
     fn sampling(&self, operation_id: TraceId) -> SamplingDecision {
         self.inner.sampling(operation_id)
     }
+
+    fn counts_unsampled(&self) -> bool {
+        self.inner.counts_unsampled()
+    }
+
+    fn count_unsampled(&self, what: &tracelink_core::metrics::Unsampled<'_>) {
+        self.inner.count_unsampled(what);
+    }
 }
 
 impl Tracelink {
@@ -112,9 +120,14 @@ impl Tracelink {
             }
         };
         #[cfg(feature = "opentelemetry")]
-        let otel = builder
-            .opentelemetry
-            .then(|| crate::otel_pipeline::Otel::start(sink.clone(), &settings, global));
+        let otel = builder.opentelemetry.then(|| {
+            crate::otel_pipeline::Otel::start(
+                sink.clone(),
+                &settings,
+                builder.metrics.interval,
+                global,
+            )
+        });
         let custom = tracelink_core::metrics::MetricAggregator::with_limits(builder.metrics.limits);
         let metrics = crate::metrics_setup::Metrics::start(
             &builder.metrics,
@@ -277,6 +290,31 @@ impl Tracelink {
     {
         let otel = self.otel.as_ref()?;
         Some(tracing_opentelemetry::layer().with_tracer(otel.tracer()))
+    }
+
+    /// The OpenTelemetry meter provider of [`Builder::opentelemetry`](crate::Builder::opentelemetry)
+    /// (`None` without it): its metrics (sums, gauges, histograms) are sent as `MetricData`
+    /// items every metric interval, through
+    /// [`TracelinkMetricExporter`](tracelink_otel::TracelinkMetricExporter), with the role and
+    /// instance as their Resource. [`Builder::init`](crate::Builder::init) also installs it as
+    /// OpenTelemetry's global meter provider.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use opentelemetry::metrics::MeterProvider as _;
+    /// use tracelink::core::MemorySink;
+    ///
+    /// let sink = Arc::new(MemorySink::new());
+    /// let tracelink = tracelink::builder().sink(sink.clone()).opentelemetry().init().unwrap();
+    /// let meters = tracelink.meter_provider().unwrap();
+    /// meters.meter("shop").u64_counter("orders.placed").build().add(1, &[]);
+    /// meters.force_flush().unwrap();
+    /// assert!(sink.items().iter().any(|i| matches!(&i.data,
+    ///     tracelink::core::model::TelemetryData::Metric(m) if m.metrics[0].name == "orders.placed")));
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    pub fn meter_provider(&self) -> Option<&opentelemetry_sdk::metrics::SdkMeterProvider> {
+        self.otel.as_ref().map(|o| o.meter_provider())
     }
 
     /// The Live Metrics client, when it runs (feature `live-metrics`; see

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tracelink_core::metrics::Unsampled;
 use tracelink_core::model::Telemetry;
 use tracelink_core::{SamplingDecision, TelemetrySink, TraceId};
 
@@ -113,6 +114,16 @@ impl TelemetrySink for Handoff {
 
     fn sampling(&self, operation_id: TraceId) -> SamplingDecision {
         self.exporter.sampling(operation_id)
+    }
+
+    fn counts_unsampled(&self) -> bool {
+        self.exporter.counts_unsampled()
+    }
+
+    /// Counted on the calling thread: the standard metrics' aggregation is shared by threads
+    /// and allocates nothing once a combination exists, so nothing needs handing over.
+    fn count_unsampled(&self, what: &Unsampled<'_>) {
+        self.exporter.count_unsampled(what);
     }
 }
 

@@ -248,36 +248,29 @@ impl PageView {
         }
     }
 
-    /// The typed fields (always present: the constructor makes them).
-    fn fields(&mut self) -> Option<&mut model::PageView> {
-        match &mut self.item.data {
-            model::TelemetryData::PageView(p) => Some(p),
-            _ => None,
+    /// Changes the typed fields (always present: the constructor makes them).
+    fn with(mut self, change: impl FnOnce(&mut model::PageView)) -> Self {
+        if let model::TelemetryData::PageView(p) = &mut self.item.data {
+            change(p);
         }
+        self
     }
 
     /// The page's URL.
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        if let Some(f) = self.fields() {
-            f.url = url.into();
-        }
-        self
+    pub fn url(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.with(|f| f.url = url)
     }
 
     /// How long the page took.
-    pub fn duration(mut self, duration: Duration) -> Self {
-        if let Some(f) = self.fields() {
-            f.duration = Some(duration);
-        }
-        self
+    pub fn duration(self, duration: Duration) -> Self {
+        self.with(|f| f.duration = Some(duration))
     }
 
     /// The referring URL.
-    pub fn referrer(mut self, uri: impl Into<String>) -> Self {
-        if let Some(f) = self.fields() {
-            f.referred_uri = uri.into();
-        }
-        self
+    pub fn referrer(self, uri: impl Into<String>) -> Self {
+        let uri = uri.into();
+        self.with(|f| f.referred_uri = uri)
     }
 }
 item_builder!(PageView);
@@ -310,52 +303,40 @@ impl DependencyCall {
         }
     }
 
-    /// The typed fields (always present: the constructor makes them).
-    fn fields(&mut self) -> Option<&mut model::Dependency> {
-        match &mut self.item.data {
-            model::TelemetryData::Dependency(d) => Some(d),
-            _ => None,
+    /// Changes the typed fields (always present: the constructor makes them).
+    fn with(mut self, change: impl FnOnce(&mut model::Dependency)) -> Self {
+        if let model::TelemetryData::Dependency(d) = &mut self.item.data {
+            change(d);
         }
+        self
     }
 
     /// What was called: `host[:port]`, a queue, a database.
-    pub fn target(mut self, target: impl Into<String>) -> Self {
-        if let Some(f) = self.fields() {
-            f.target = target.into();
-        }
-        self
+    pub fn target(self, target: impl Into<String>) -> Self {
+        let target = target.into();
+        self.with(|f| f.target = target)
     }
 
     /// The command or URL (`data`).
-    pub fn data(mut self, data: impl Into<String>) -> Self {
-        if let Some(f) = self.fields() {
-            f.data = data.into();
-        }
-        self
+    pub fn data(self, data: impl Into<String>) -> Self {
+        let data = data.into();
+        self.with(|f| f.data = data)
     }
 
     /// How long it took.
-    pub fn duration(mut self, duration: Duration) -> Self {
-        if let Some(f) = self.fields() {
-            f.duration = duration;
-        }
-        self
+    pub fn duration(self, duration: Duration) -> Self {
+        self.with(|f| f.duration = duration)
     }
 
     /// The result code.
-    pub fn result_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
-        if let Some(f) = self.fields() {
-            f.result_code = code.into();
-        }
-        self
+    pub fn result_code(self, code: impl Into<Cow<'static, str>>) -> Self {
+        let code = code.into();
+        self.with(|f| f.result_code = code)
     }
 
     /// Whether it succeeded (default true).
-    pub fn success(mut self, success: bool) -> Self {
-        if let Some(f) = self.fields() {
-            f.success = success;
-        }
-        self
+    pub fn success(self, success: bool) -> Self {
+        self.with(|f| f.success = success)
     }
 }
 item_builder!(DependencyCall);
@@ -378,44 +359,34 @@ impl RequestRecord {
         }
     }
 
-    /// The typed fields (always present: the constructor makes them).
-    fn fields(&mut self) -> Option<&mut model::Request> {
-        match &mut self.item.data {
-            model::TelemetryData::Request(r) => Some(r),
-            _ => None,
+    /// Changes the typed fields (always present: the constructor makes them).
+    fn with(mut self, change: impl FnOnce(&mut model::Request)) -> Self {
+        if let model::TelemetryData::Request(r) = &mut self.item.data {
+            change(r);
         }
+        self
     }
 
     /// Its URL.
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        if let Some(f) = self.fields() {
-            f.url = url.into();
-        }
-        self
+    pub fn url(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.with(|f| f.url = url)
     }
 
     /// How long it took.
-    pub fn duration(mut self, duration: Duration) -> Self {
-        if let Some(f) = self.fields() {
-            f.duration = duration;
-        }
-        self
+    pub fn duration(self, duration: Duration) -> Self {
+        self.with(|f| f.duration = duration)
     }
 
     /// The response code.
-    pub fn response_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
-        if let Some(f) = self.fields() {
-            f.response_code = code.into();
-        }
-        self
+    pub fn response_code(self, code: impl Into<Cow<'static, str>>) -> Self {
+        let code = code.into();
+        self.with(|f| f.response_code = code)
     }
 
     /// Whether it succeeded (default true).
-    pub fn success(mut self, success: bool) -> Self {
-        if let Some(f) = self.fields() {
-            f.success = success;
-        }
-        self
+    pub fn success(self, success: bool) -> Self {
+        self.with(|f| f.success = success)
     }
 }
 item_builder!(RequestRecord);

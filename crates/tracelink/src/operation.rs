@@ -6,6 +6,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::time::{Instant, SystemTime};
 
+use tracelink_core::metrics::Unsampled;
 use tracelink_core::model::{self, Telemetry};
 use tracelink_core::scope::{self, CorrelationExt, EnterGuard, Scoped};
 use tracelink_core::{Correlation, UserContext};
@@ -331,10 +332,24 @@ impl OperationGuard {
             return;
         }
         let Some(client) = &self.client else { return };
+        let success = self.success.unwrap_or(!std::thread::panicking());
         if !self.correlation.is_sampled() {
+            // Sampling dropped the operation: counted into the standard metrics, no item.
+            let sink = &client.shared().sink;
+            if sink.counts_unsampled() {
+                let code = self.result_code.as_deref().unwrap_or("");
+                let duration = self.start.elapsed();
+                let what = match &self.kind {
+                    Kind::Request => Unsampled::request(code, success, duration),
+                    Kind::Dependency {
+                        dependency_type,
+                        target,
+                    } => Unsampled::dependency(dependency_type, target, code, success, duration),
+                };
+                sink.count_unsampled(&what);
+            }
             return;
         }
-        let success = self.success.unwrap_or(!std::thread::panicking());
         let duration = self.start.elapsed();
         let code = self.result_code.take().unwrap_or(Cow::Borrowed(""));
         let mut item: Telemetry = match &self.kind {

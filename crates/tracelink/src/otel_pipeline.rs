@@ -7,10 +7,11 @@ use opentelemetry::global;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, SdkTracerProvider};
 use tracelink_core::{Propagation, PropagationMode, TelemetrySink};
-use tracelink_otel::{LegacyPropagator, TracelinkSpanExporter};
+use tracelink_otel::{LegacyPropagator, TracelinkMetricExporter, TracelinkSpanExporter};
 
 use crate::settings::Settings;
 
@@ -18,13 +19,22 @@ use crate::settings::Settings;
 #[derive(Debug)]
 pub(crate) struct Otel {
     provider: SdkTracerProvider,
+    meters: SdkMeterProvider,
 }
 
 impl Otel {
     /// A provider exporting into `sink` through a batch span processor (its own thread)
     /// wrapped in `OperationNames`, with the setup's role, instance and version as its
     /// Resource. `global`: also OpenTelemetry's global tracer provider and propagator.
-    pub(crate) fn start(sink: Arc<dyn TelemetrySink>, settings: &Settings, global: bool) -> Self {
+    pub(crate) fn start(
+        sink: Arc<dyn TelemetrySink>,
+        settings: &Settings,
+        interval: std::time::Duration,
+        global: bool,
+    ) -> Self {
+        let reader = PeriodicReader::builder(TracelinkMetricExporter::new(sink.clone()))
+            .with_interval(interval)
+            .build();
         let exporter = TracelinkSpanExporter::new(sink);
         let batch = BatchSpanProcessor::builder(exporter.clone()).build();
         let mut attributes = vec![KeyValue::new(
@@ -38,15 +48,25 @@ impl Otel {
             .with_service_name(settings.role.to_string())
             .with_attributes(attributes)
             .build();
+        let meters = SdkMeterProvider::builder()
+            .with_resource(resource.clone())
+            .with_reader(reader)
+            .build();
         let provider = SdkTracerProvider::builder()
             .with_span_processor(exporter.operation_names(batch))
             .with_resource(resource)
             .build();
         if global {
             global::set_tracer_provider(provider.clone());
+            global::set_meter_provider(meters.clone());
             global::set_text_map_propagator(propagator(&settings.propagation));
         }
-        Self { provider }
+        Self { provider, meters }
+    }
+
+    /// The meter provider whose metrics go to the setup's sink.
+    pub(crate) fn meter_provider(&self) -> &SdkMeterProvider {
+        &self.meters
     }
 
     /// A tracer of the provider, for `tracing-opentelemetry`'s layer.
@@ -57,11 +77,13 @@ impl Otel {
     /// Exports the spans that ended.
     pub(crate) fn flush(&self) {
         let _ = self.provider.force_flush();
+        let _ = self.meters.force_flush();
     }
 
     /// Exports the spans that ended, and stops.
     pub(crate) fn shutdown(&self) {
         let _ = self.provider.shutdown();
+        let _ = self.meters.shutdown();
     }
 }
 

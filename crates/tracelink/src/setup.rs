@@ -277,6 +277,9 @@ impl Builder {
     ///   once;
     /// - [`Tracelink::opentelemetry_layer`] is `tracing-opentelemetry`'s layer for the
     ///   provider;
+    /// - a meter provider, installed as OpenTelemetry's global one, whose sums, gauges and
+    ///   histograms are sent as `MetricData` items every metric interval
+    ///   ([`Tracelink::meter_provider`]);
     /// - [`Tracelink::flush`] and shutdown export the spans that ended first.
     ///
     /// ```no_run
@@ -304,6 +307,7 @@ impl Builder {
     /// [`Tracelink::client_layer`]: crate::Tracelink::client_layer
     /// [`Tracelink::tracing_layer`]: crate::Tracelink::tracing_layer
     /// [`Tracelink::opentelemetry_layer`]: crate::Tracelink::opentelemetry_layer
+    /// [`Tracelink::meter_provider`]: crate::Tracelink::meter_provider
     /// [`Tracelink::flush`]: crate::Tracelink::flush
     #[cfg(feature = "opentelemetry")]
     pub fn opentelemetry(mut self) -> Self {

@@ -61,8 +61,8 @@ pub use aggregator::{
     MetricSeries, MetricStats, MetricTracker,
 };
 pub use standard::{
-    OTHER, RequestTotals, StandardMetrics, StandardMetricsSink, dimension, extractor, metric_id,
-    metric_name,
+    OTHER, RequestTotals, StandardMetrics, StandardMetricsSink, Unsampled, dimension, extractor,
+    metric_id, metric_name,
 };
 
 /// How long values are aggregated before they are sent, as in every Application Insights

@@ -11,8 +11,8 @@ use super::{
     IS_AUTOCOLLECTED_PROPERTY, METRIC_ID_PROPERTY, PROCESSED_BY_METRIC_EXTRACTORS_PROPERTY,
 };
 use crate::id::TraceId;
-use crate::model::{Telemetry, TelemetryData, tags};
-use crate::sampling::{SamplingDecision, score, score_trace_id};
+use crate::model::{SeverityLevel, Telemetry, TelemetryData, tags};
+use crate::sampling::SamplingDecision;
 use crate::sink::TelemetrySink;
 
 /// The `_MS.MetricId` of each standard metric.
@@ -87,6 +87,158 @@ pub struct RequestTotals {
     pub count: u64,
     /// Their durations, added up.
     pub duration: Duration,
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// What one request, dependency, exception or trace adds to the standard metrics, without
+/// its item: what the middleware reports to [`TelemetrySink::count_unsampled`] for an
+/// operation that sampling dropped, and what [`StandardMetrics::count`] counts. Everything
+/// is borrowed: making one allocates nothing.
+///
+/// The role and instance are the [`StandardMetrics`]' own unless given, as for an item
+/// without the tags; `operation/synthetic` is `False` unless [`Unsampled::synthetic`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tracelink_core::metrics::Unsampled;
+/// use tracelink_core::model::{Dependency, Telemetry};
+///
+/// let mut d = Dependency::new("GET /x", "Http");
+/// d.target = "api:8080".into();
+/// d.result_code = "200".into();
+/// let item = Telemetry::new(d);
+/// let from_item = Unsampled::of(&item).unwrap();
+/// let made = Unsampled::dependency("Http", "api:8080", "200", true, Duration::ZERO);
+/// assert_eq!(from_item, made);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Unsampled<'a> {
+    kind: Kind<'a>,
+    role: Option<&'a str>,
+    instance: Option<&'a str>,
+    synthetic: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind<'a> {
+    Request {
+        response_code: &'a str,
+        success: bool,
+        duration: Duration,
+    },
+    Dependency {
+        dependency_type: &'a str,
+        target: &'a str,
+        result_code: &'a str,
+        success: bool,
+        duration: Duration,
+    },
+    Exception,
+    Trace {
+        severity: Option<SeverityLevel>,
+    },
+}
+
+impl<'a> Unsampled<'a> {
+    fn new(kind: Kind<'a>) -> Self {
+        Self {
+            kind,
+            role: None,
+            instance: None,
+            synthetic: false,
+        }
+    }
+
+    /// A request answered with `response_code` after `duration`.
+    pub fn request(response_code: &'a str, success: bool, duration: Duration) -> Self {
+        Self::new(Kind::Request {
+            response_code,
+            success,
+            duration,
+        })
+    }
+
+    /// A dependency of `dependency_type` (`Http`, `InProc`, ...) on `target`.
+    pub fn dependency(
+        dependency_type: &'a str,
+        target: &'a str,
+        result_code: &'a str,
+        success: bool,
+        duration: Duration,
+    ) -> Self {
+        Self::new(Kind::Dependency {
+            dependency_type,
+            target,
+            result_code,
+            success,
+            duration,
+        })
+    }
+
+    /// An exception.
+    pub fn exception() -> Self {
+        Self::new(Kind::Exception)
+    }
+
+    /// A trace (log line) of `severity`.
+    pub fn trace(severity: Option<SeverityLevel>) -> Self {
+        Self::new(Kind::Trace { severity })
+    }
+
+    /// What `item` adds: its kind's values, and the role, instance and synthetic source of
+    /// its tags. `None` for items the standard metrics do not count (events, metrics, page
+    /// views, availability results).
+    pub fn of(item: &'a Telemetry) -> Option<Self> {
+        let kind = match &item.data {
+            TelemetryData::Request(r) => Kind::Request {
+                response_code: &r.response_code,
+                success: r.success,
+                duration: r.duration,
+            },
+            TelemetryData::Dependency(d) => Kind::Dependency {
+                dependency_type: &d.dependency_type,
+                target: &d.target,
+                result_code: &d.result_code,
+                success: d.success,
+                duration: d.duration,
+            },
+            TelemetryData::Exception(_) => Kind::Exception,
+            TelemetryData::Trace(t) => Kind::Trace {
+                severity: t.severity,
+            },
+            _ => return None,
+        };
+        Some(Self {
+            kind,
+            role: item.tags.get(tags::CLOUD_ROLE),
+            instance: item.tags.get(tags::CLOUD_ROLE_INSTANCE),
+            synthetic: item
+                .tags
+                .get(tags::OPERATION_SYNTHETIC_SOURCE)
+                .is_some_and(|s| !s.is_empty()),
+        })
+    }
+
+    /// With this `ai.cloud.role` (`None`: the standard metrics' own).
+    pub fn role(mut self, role: Option<&'a str>) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// With this `ai.cloud.roleInstance` (`None`: the standard metrics' own).
+    pub fn instance(mut self, instance: Option<&'a str>) -> Self {
+        self.instance = instance;
+        self
+    }
+
+    /// Whether the operation is synthetic (it has an `ai.operation.syntheticSource`).
+    pub fn synthetic(mut self, synthetic: bool) -> Self {
+        self.synthetic = synthetic;
+        self
+    }
 }
 
 /// Counts requests, dependencies, exceptions and traces into the standard metrics, as the
@@ -184,51 +336,81 @@ impl StandardMetrics {
         {
             return false;
         }
-        let role = item.tags.get(tags::CLOUD_ROLE).unwrap_or(&self.role);
-        let instance = item
-            .tags
-            .get(tags::CLOUD_ROLE_INSTANCE)
-            .unwrap_or(&self.instance);
-        let synthetic = yes_no(
-            item.tags
-                .get(tags::OPERATION_SYNTHETIC_SOURCE)
-                .is_some_and(|s| !s.is_empty()),
+        if let Some(what) = Unsampled::of(item) {
+            self.count(&what);
+        }
+        item.properties.insert(
+            PROCESSED_BY_METRIC_EXTRACTORS_PROPERTY.into(),
+            marker.into(),
         );
+        true
+    }
+
+    /// Counts a request, dependency, exception or trace that has no item (an operation that
+    /// sampling dropped records none). It allocates nothing once its combination of
+    /// dimensions has been counted in the interval.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tracelink_core::metrics::{StandardMetrics, Unsampled};
+    /// use tracelink_core::model::TelemetryData;
+    ///
+    /// let metrics = StandardMetrics::new("orders-api", "pod-7");
+    /// let ms = Duration::from_millis(4);
+    /// metrics.count(&Unsampled::request("200", true, ms));
+    /// metrics.count(&Unsampled::request("200", true, ms));
+    /// let items = metrics.collect(SystemTime::now());
+    /// let TelemetryData::Metric(m) = &items[0].data else { unreachable!() };
+    /// assert_eq!((m.metrics[0].count, m.metrics[0].value), (Some(2), 8.0));
+    /// assert_eq!(items[0].properties["request/resultCode"], "200");
+    /// ```
+    pub fn count(&self, what: &Unsampled<'_>) {
+        let role = what.role.unwrap_or(&self.role);
+        let instance = what.instance.unwrap_or(&self.instance);
+        let synthetic = yes_no(what.synthetic);
         let cloud = [
             (dimension::CLOUD_ROLE_INSTANCE, instance),
             (dimension::CLOUD_ROLE_NAME, role),
         ];
-        match &item.data {
-            TelemetryData::Request(r) => {
-                let ms = r.duration.as_secs_f64() * 1000.0;
+        match what.kind {
+            Kind::Request {
+                response_code,
+                success,
+                duration,
+            } => {
                 let dims = [
                     cloud[0],
                     cloud[1],
                     (dimension::OPERATION_SYNTHETIC, synthetic),
-                    (dimension::REQUEST_SUCCESS, yes_no(r.success)),
-                    (dimension::REQUEST_RESULT_CODE, &r.response_code),
+                    (dimension::REQUEST_SUCCESS, yes_no(success)),
+                    (dimension::REQUEST_RESULT_CODE, response_code),
                 ];
-                self.record(metric_name::REQUESTS, dims, ms);
+                self.record(metric_name::REQUESTS, dims, millis(duration));
                 self.requests.fetch_add(1, Relaxed);
-                let nanos = u64::try_from(r.duration.as_nanos()).unwrap_or(u64::MAX);
+                let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
                 self.request_nanos.fetch_add(nanos, Relaxed);
             }
-            TelemetryData::Dependency(d) => {
-                let ms = d.duration.as_secs_f64() * 1000.0;
+            Kind::Dependency {
+                dependency_type,
+                target,
+                result_code,
+                success,
+                duration,
+            } => {
                 let dims = [
                     cloud[0],
                     cloud[1],
                     (dimension::OPERATION_SYNTHETIC, synthetic),
-                    (dimension::DEPENDENCY_SUCCESS, yes_no(d.success)),
-                    (dimension::DEPENDENCY_TYPE, &d.dependency_type),
-                    (dimension::DEPENDENCY_TARGET, &d.target),
-                    (dimension::DEPENDENCY_RESULT_CODE, &d.result_code),
+                    (dimension::DEPENDENCY_SUCCESS, yes_no(success)),
+                    (dimension::DEPENDENCY_TYPE, dependency_type),
+                    (dimension::DEPENDENCY_TARGET, target),
+                    (dimension::DEPENDENCY_RESULT_CODE, result_code),
                 ];
-                self.record(metric_name::DEPENDENCIES, dims, ms);
+                self.record(metric_name::DEPENDENCIES, dims, millis(duration));
             }
-            TelemetryData::Exception(_) => self.record(metric_name::EXCEPTIONS, cloud, 1.0),
-            TelemetryData::Trace(t) => {
-                let severity = t.severity.map_or("", |s| s.as_str());
+            Kind::Exception => self.record(metric_name::EXCEPTIONS, cloud, 1.0),
+            Kind::Trace { severity } => {
+                let severity = severity.map_or("", |s| s.as_str());
                 let dims = [
                     cloud[0],
                     cloud[1],
@@ -236,13 +418,7 @@ impl StandardMetrics {
                 ];
                 self.record(metric_name::TRACES, dims, 1.0);
             }
-            _ => {}
         }
-        item.properties.insert(
-            PROCESSED_BY_METRIC_EXTRACTORS_PROPERTY.into(),
-            marker.into(),
-        );
-        true
     }
 
     /// Records under `dims`, or with the result code and target as [`OTHER`] beyond the cap.
@@ -298,8 +474,8 @@ impl StandardMetrics {
         self.aggregator.stats()
     }
 
-    /// Items a [`StandardMetricsSink`] counted and then dropped, because sampling had
-    /// dropped their operation.
+    /// Requests, calls, exceptions and traces a [`StandardMetricsSink`] counted without an
+    /// item, because sampling had dropped their operation.
     pub fn sampled_out(&self) -> u64 {
         self.sampled_out.load(Relaxed)
     }
@@ -309,19 +485,19 @@ impl StandardMetrics {
 /// samples, so that the standard metrics count every operation, whatever the sampling.
 ///
 /// Sampling drops whole operations when they start (SPEC 8.5), and the middleware then
-/// records no item of them at all. So that they are still counted, this sink answers
-/// [`TelemetrySink::sampling`] with a decision to keep, at the inner sink's percentage, for an
-/// operation the inner sink drops by its score (SPEC 8.1): its items are recorded, marked
-/// with that percentage as their `sample_rate`. [`TelemetrySink::send`] counts each item,
-/// then drops the items whose operation's score is not below their sample rate (the
-/// operations sampling dropped), as the sampler would have, and passes the rest on. The
-/// items that go on, and their sample rates, are the ones the inner sink would have received
-/// without this sink; the cost is that of recording every operation, as without sampling.
+/// records no item of them. It reports what they do instead: this sink answers
+/// [`TelemetrySink::counts_unsampled`] with `true`, and counts each request, call, exception
+/// and log line given to [`TelemetrySink::count_unsampled`] (the name, role, result code,
+/// success and duration of an [`Unsampled`]: no item is made, and nothing is allocated once
+/// the combination exists). [`TelemetrySink::send`] counts each item that was not counted
+/// before, marks it with [`PROCESSED_BY_METRIC_EXTRACTORS_PROPERTY`] and passes it on. The
+/// sampling decisions are the inner sink's, unchanged: the items that go on are the ones the
+/// inner sink would have received without this sink, and each operation is counted once.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use std::time::{Duration, SystemTime};
-/// use tracelink_core::metrics::{StandardMetrics, StandardMetricsSink};
+/// use tracelink_core::metrics::{StandardMetrics, StandardMetricsSink, Unsampled};
 /// use tracelink_core::model::{Request, TelemetryData};
 /// use tracelink_core::{Correlation, MemorySink, Propagation, TelemetrySink, TraceId};
 ///
@@ -329,12 +505,16 @@ impl StandardMetrics {
 /// let kept = Arc::new(MemorySink::with_sampling(10.0));
 /// let sink = StandardMetricsSink::new(kept.clone(), metrics.clone());
 /// let cfg = Propagation::default();
+/// let ms = Duration::from_millis(1);
 /// for _ in 0..100 {
 ///     let id = TraceId::random();
 ///     let decision = sink.sampling(id);
-///     assert!(decision.is_sampled()); // recorded, for the metrics
-///     let op = Correlation::root(id, &cfg, decision, None);
-///     sink.send(op.to_item(Request::new("GET /", "200", Duration::from_millis(1))));
+///     if decision.is_sampled() {
+///         let op = Correlation::root(id, &cfg, decision, None);
+///         sink.send(op.to_item(Request::new("GET /", "200", ms)));
+///     } else if sink.counts_unsampled() {
+///         sink.count_unsampled(&Unsampled::request("200", true, ms));
+///     }
 /// }
 /// let items = metrics.collect(SystemTime::now());
 /// let TelemetryData::Metric(m) = &items[0].data else { unreachable!() };
@@ -382,33 +562,23 @@ impl<S> StandardMetricsSink<S> {
     }
 }
 
-/// Whether `item` belongs to an operation that sampling dropped: a sample rate below 100
-/// that its operation's score is not below (SPEC 8.1).
-fn dropped_by_sampling(item: &Telemetry) -> bool {
-    match (item.sample_rate, item.operation_id()) {
-        (Some(p), Some(op)) if p < 100.0 => score(op) >= p,
-        _ => false,
-    }
-}
-
 impl<S: TelemetrySink> TelemetrySink for StandardMetricsSink<S> {
     fn send(&self, mut item: Telemetry) {
         self.metrics.observe(&mut item);
-        if dropped_by_sampling(&item) {
-            self.metrics.sampled_out.fetch_add(1, Relaxed);
-            return;
-        }
         self.inner.send(item);
     }
 
     fn sampling(&self, operation_id: TraceId) -> SamplingDecision {
-        let decision = self.inner.sampling(operation_id);
-        let p = decision.percentage();
-        if decision.is_sampled() || p >= 100.0 || score_trace_id(operation_id) < p {
-            // Kept, or dropped for a reason other than the score: as the inner sink says.
-            return decision;
-        }
-        SamplingDecision::kept(p)
+        self.inner.sampling(operation_id)
+    }
+
+    fn counts_unsampled(&self) -> bool {
+        true
+    }
+
+    fn count_unsampled(&self, what: &Unsampled<'_>) {
+        self.metrics.count(what);
+        self.metrics.sampled_out.fetch_add(1, Relaxed);
     }
 }
 
@@ -547,31 +717,39 @@ mod tests {
         assert_eq!(m.stats().values_over_cap, 7);
     }
 
-    /// Sampling at 10 %: every request is counted once, only the kept ones go on, with the
-    /// sample rate they would have had.
+    /// Sampling at 10 %: every request and exception is counted once, the dropped ones
+    /// without an item; only the kept ones go on, with their sample rate and the mark.
     #[test]
     fn every_operation_counts_while_sampling_keeps_a_tenth() {
         let metrics = Arc::new(StandardMetrics::new("r", "i"));
         let inner = Arc::new(MemorySink::with_sampling(10.0));
         let sink = StandardMetricsSink::new(inner.clone(), metrics.clone());
         let cfg = crate::Propagation::default();
+        let ms = Duration::from_millis(1);
         let mut expected_kept = 0;
         for _ in 0..2000 {
             let id = TraceId::random();
-            if inner.sampling(id).is_sampled() {
-                expected_kept += 1;
-            }
             let decision = sink.sampling(id);
-            assert!(decision.is_sampled());
-            assert_eq!(decision.percentage(), 10.0);
-            let op = crate::Correlation::root(id, &cfg, decision, None);
-            sink.send(op.to_item(Request::new("GET /", "200", Duration::from_millis(1))));
-            sink.send(op.to_item(Exception::new("E", "x")));
+            assert_eq!(decision, inner.sampling(id), "the inner sink's decision");
+            if decision.is_sampled() {
+                expected_kept += 1;
+                let op = crate::Correlation::root(id, &cfg, decision, None);
+                sink.send(op.to_item(Request::new("GET /", "200", ms)));
+                sink.send(op.to_item(Exception::new("E", "x")));
+            } else {
+                assert!(sink.counts_unsampled());
+                sink.count_unsampled(&Unsampled::request("200", true, ms));
+                sink.count_unsampled(&Unsampled::exception());
+            }
         }
         let kept = inner.take();
         assert_eq!(kept.len(), expected_kept * 2);
         assert!((100..300).contains(&expected_kept), "{expected_kept}");
         assert!(kept.iter().all(|i| i.sample_rate == Some(10.0)));
+        assert!(kept.iter().all(|i| {
+            i.properties
+                .contains_key(PROCESSED_BY_METRIC_EXTRACTORS_PROPERTY)
+        }));
         assert_eq!(metrics.sampled_out() as usize, 4000 - kept.len());
         let items = metrics.collect(SystemTime::now());
         let count = |name: &str| {
@@ -583,17 +761,40 @@ mod tests {
         };
         assert_eq!(count(metric_name::REQUESTS), 2000);
         assert_eq!(count(metric_name::EXCEPTIONS), 2000);
-        // An item without a decision passes to the inner sink, which samples it itself.
-        let mut plain = Telemetry::new(Event::new("e"));
-        plain
-            .tags
-            .insert(tags::OPERATION_ID, TraceId::random().to_hex().as_str());
-        sink.send(plain);
-        assert_eq!(inner.len(), 1);
+        assert_eq!(metrics.request_totals().count, 2000);
+        // A kept item sent again (or by a second sink) is not counted twice.
+        let mut again = kept[0].clone();
+        assert!(!metrics.observe(&mut again));
+    }
+
+    /// Counted without an item or from the item: the same series, the same values.
+    #[test]
+    fn unsampled_counts_match_the_items() {
+        let m = StandardMetrics::new("r", "i");
+        let mut d = Dependency::new("GET /x", "Http");
+        d.target = "api:8080".into();
+        d.result_code = "503".into();
+        d.success = false;
+        d.duration = Duration::from_millis(2);
+        let mut item = Telemetry::new(d);
+        item.tags.insert(tags::CLOUD_ROLE, "front");
+        assert!(m.observe(&mut item));
+        let ms2 = Duration::from_millis(2);
+        m.count(&Unsampled::dependency("Http", "api:8080", "503", false, ms2).role(Some("front")));
+        m.count(&Unsampled::trace(Some(SeverityLevel::Error)));
+        let items = m.collect(SystemTime::now());
+        assert_eq!(items.len(), 2);
+        let dep = items
+            .iter()
+            .find(|i| point(i).name == metric_name::DEPENDENCIES)
+            .unwrap();
+        assert_eq!((point(dep).count, point(dep).value), (Some(2), 4.0));
+        assert_eq!(dep.properties[dimension::CLOUD_ROLE_NAME], "front");
+        assert_eq!(dep.properties[dimension::DEPENDENCY_SUCCESS], "False");
     }
 
     #[test]
-    fn decisions_not_made_by_the_score_stand() {
+    fn decisions_are_the_inner_sinks() {
         struct Refuse;
         impl TelemetrySink for Refuse {
             fn send(&self, _: Telemetry) {}
@@ -603,6 +804,10 @@ mod tests {
         }
         let sink = StandardMetricsSink::new(Refuse, Arc::new(StandardMetrics::new("r", "i")));
         assert!(!sink.sampling(TraceId::random()).is_sampled());
+        assert!(
+            !Refuse.counts_unsampled(),
+            "a sink counts nothing by default"
+        );
         let keep_all =
             StandardMetricsSink::new(MemorySink::new(), Arc::new(StandardMetrics::new("r", "i")));
         assert_eq!(

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::recorder::Recorder;
+use super::recorder::Report;
 use super::span::RequestSpan;
 
 pin_project! {
@@ -18,14 +18,14 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        recorder: Option<Box<Recorder>>,
+        recorder: Option<Report>,
         // Ends with the body, like the Request item.
         span: RequestSpan,
     }
 }
 
 impl<B: Body> ResponseBody<B> {
-    pub(super) fn new(inner: B, mut recorder: Option<Box<Recorder>>, span: RequestSpan) -> Self {
+    pub(super) fn new(inner: B, mut recorder: Option<Report>, span: RequestSpan) -> Self {
         if inner.is_end_stream()
             && let Some(mut rec) = recorder.take()
         {
@@ -74,7 +74,7 @@ where
             }
             Some(Err(e)) => {
                 if let Some(mut rec) = this.recorder.take() {
-                    rec.body_failed(e.to_string());
+                    rec.body_failed(e);
                 }
             }
             Some(Ok(_)) => {}

@@ -16,14 +16,14 @@ use tracelink_core::scope::Scoped;
 
 use super::body::ResponseBody;
 use super::config::Config;
-use super::recorder::Recorder;
+use super::recorder::Report;
 use super::span::{Fallback, RequestSpan, enter};
 use super::strategy::ClassifySuccess;
 use super::{headers, user_tracking};
 
 /// What the response head completes; `None` in a future that passes the request through.
 pub(super) struct State<C> {
-    pub(super) recorder: Option<Box<Recorder>>,
+    pub(super) recorder: Option<Report>,
     pub(super) classify: C,
     pub(super) config: Arc<Config>,
     /// The request's own traceparent, when `traceresponse` is answered.

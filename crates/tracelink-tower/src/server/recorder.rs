@@ -1,10 +1,13 @@
 //! The Request item of one request (SPEC 6.1): built when the request starts, completed by the
-//! response head, sent exactly once.
+//! response head, sent exactly once; or, for a request of an operation that sampling dropped
+//! when the sink counts those, its count without an item.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
+use tracelink_core::metrics::Unsampled;
 use tracelink_core::model::{Request as RequestData, TagValue, Telemetry, TelemetryData, tags};
 use tracelink_core::{Correlation, TelemetrySink};
 
@@ -144,6 +147,104 @@ impl Drop for Recorder {
             // No response head: the client closed the request (nginx's 499).
             r.response_code = "499".into();
             r.success = false;
+        }
+        self.send();
+    }
+}
+
+/// How a request is reported: its item, or (sampling dropped its operation, and the sink
+/// counts such requests) its count alone.
+pub(super) enum Report {
+    /// Boxed: the futures and bodies that carry it are moved several times per request.
+    Item(Box<Recorder>),
+    Count(Counter),
+}
+
+impl Report {
+    /// The response head is ready.
+    pub(super) fn response(&mut self, parts: &http::response::Parts, success: bool, cfg: &Config) {
+        match self {
+            Self::Item(r) => r.response(parts, success, cfg),
+            Self::Count(c) => {
+                c.code = tracelink_core::model::status_code(parts.status.as_u16());
+                c.success = success;
+                c.responded = true;
+            }
+        }
+    }
+
+    /// Reports the request as failed without a response head.
+    pub(super) fn fail(self, code: &'static str, error: Option<&str>) {
+        match self {
+            Self::Item(r) => r.fail(code, error),
+            Self::Count(mut c) => {
+                c.code = Cow::Borrowed(code);
+                c.success = false;
+                c.send();
+            }
+        }
+    }
+
+    /// Reports the request as failed while its body was sent.
+    pub(super) fn body_failed(&mut self, error: &dyn std::fmt::Display) {
+        match self {
+            Self::Item(r) => r.body_failed(error.to_string()),
+            Self::Count(c) => {
+                c.success = false;
+                c.send();
+            }
+        }
+    }
+
+    /// Reports the request, with its duration until now (once).
+    pub(super) fn send(&mut self) {
+        match self {
+            Self::Item(r) => r.send(),
+            Self::Count(c) => c.send(),
+        }
+    }
+}
+
+/// Counts a request of an operation that sampling dropped, when the sink counts them
+/// ([`TelemetrySink::count_unsampled`]): its result code, success and duration, no item.
+/// Sent once: on [`Counter::send`], or when dropped (as the Request item would be).
+pub(super) struct Counter {
+    /// `None` once sent.
+    config: Option<Arc<Config>>,
+    start: Instant,
+    code: Cow<'static, str>,
+    success: bool,
+    responded: bool,
+}
+
+impl Counter {
+    pub(super) fn start(config: &Arc<Config>, at: Instant) -> Self {
+        Self {
+            config: Some(Arc::clone(config)),
+            start: at,
+            code: Cow::Borrowed(""),
+            success: true,
+            responded: false,
+        }
+    }
+
+    fn send(&mut self) {
+        let Some(cfg) = self.config.take() else {
+            return;
+        };
+        let what = Unsampled::request(&self.code, self.success, self.start.elapsed())
+            .role(cfg.cloud_role.as_deref())
+            .instance(cfg.role_instance.as_deref());
+        cfg.sink.count_unsampled(&what);
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        if self.config.is_some() && !self.responded {
+            // No response head: the client closed the request (nginx's 499).
+            self.code = Cow::Borrowed("499");
+            self.success = false;
         }
         self.send();
     }

@@ -15,9 +15,9 @@ use tracelink_core::scope::{self, Scoped};
 use tracelink_core::{Correlation, PropagationMode, SamplingDecision, UserContext, extract};
 
 use super::body::ResponseBody;
-use super::future::{ResponseFuture, State};
 use super::config::Config;
-use super::recorder::{Recorder, RequestStart};
+use super::future::{ResponseFuture, State};
+use super::recorder::{Counter, Recorder, Report, RequestStart};
 use super::span::{Fallback, RequestSpan, enter, request_span};
 use super::strategy::{ClassifySuccess, DefaultMakeName, DefaultSuccess, MakeName};
 use super::url::{Scheme, request_scheme};
@@ -115,7 +115,7 @@ where
         // nor do its children, so it needs no name, no clock and no look at its head (unless
         // a span is made for it or users are tracked).
         let full = sampling.is_sampled() || cfg.id_source.is_some() || cfg.track_users;
-        let prepared = if full {
+        let mut prepared = if full {
             let (r, prepared) = with_head(req, |parts| {
                 prepare(cfg, &mut self.make_name, parts, incoming, sampling, adopted)
             });
@@ -132,6 +132,11 @@ where
                 fallback: None,
             }
         };
+        // A request of an operation that sampling dropped is counted without an item, when
+        // the sink counts them (the standard metrics, SPEC 8.6): its clock only.
+        if record && !sampling.is_sampled() && cfg.sink.counts_unsampled() {
+            prepared.recorder = Some(Report::Count(Counter::start(&self.config, Instant::now())));
+        }
         let inner = {
             let _entered = enter(&prepared.span);
             // Current while the inner service starts the handler, as while it is polled: inner
@@ -173,7 +178,7 @@ fn with_head<B, R>(req: Request<B>, f: impl FnOnce(&mut Parts) -> R) -> (Request
 /// What a recorded (or span-carrying, or user-tracked) request starts with.
 struct Prepared {
     correlation: Correlation,
-    recorder: Option<Box<Recorder>>,
+    recorder: Option<Report>,
     set_cookies: Vec<String>,
     span: RequestSpan,
     /// The request made current in the other tracing system instead of its span.
@@ -237,7 +242,7 @@ fn prepare<M: MakeName>(
     // Boxed: the futures and bodies that carry it are moved several times per request, and
     // an unsampled request should not move a Request item's worth of empty bytes.
     let recorder = correlation.is_sampled().then(|| {
-        Box::new(Recorder::start(
+        Report::Item(Box::new(Recorder::start(
             cfg,
             RequestStart {
                 correlation: &correlation,
@@ -247,7 +252,7 @@ fn prepare<M: MakeName>(
                 scheme,
                 at,
             },
-        ))
+        )))
     });
     Prepared {
         correlation,

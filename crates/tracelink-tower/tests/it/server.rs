@@ -546,3 +546,88 @@ async fn a_cloned_layer_is_configured_on_its_own() {
     let items = wait_items(&sink, 1).await;
     assert_eq!(items[0].tags.get("ai.cloud.role"), Some("clone"));
 }
+
+/// 0 % sampling with the standard metrics counting: no Request or Dependency item, and
+/// every request (with its result code) and every call of the client layer counted.
+#[tokio::test]
+async fn unsampled_requests_and_calls_are_counted_without_items() {
+    use tower::ServiceExt;
+    use tracelink_core::metrics::{StandardMetrics, StandardMetricsSink, dimension, metric_name};
+    use tracelink_core::model::TelemetryData;
+    use tracelink_tower::client::DependencyLayer;
+
+    let kept = Arc::new(MemorySink::with_sampling(0.0));
+    let metrics = Arc::new(StandardMetrics::new("role", "instance"));
+    let sink = Arc::new(StandardMetricsSink::new(kept.clone(), metrics.clone()));
+    let router = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "no") }),
+        )
+        .layer(CorrelationLayer::new(sink.clone()).cloud_role("front"));
+    let addr = serve(router).await;
+    for _ in 0..5 {
+        assert_eq!(fetch(addr, "/ok", &[]).await.0, StatusCode::OK);
+    }
+    for _ in 0..3 {
+        let (status, _, _) = fetch(addr, "/fail", &[("traceparent", TP)]).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let svc = tower::ServiceBuilder::new()
+        .layer(DependencyLayer::new(sink.clone()))
+        .service(crate::support::client());
+    for _ in 0..4 {
+        let req = http::Request::get(format!("http://{addr}/ok"))
+            .body(http_body_util::Full::new(Bytes::new()))
+            .unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    // The server's counts arrive when its bodies end, after the client has read them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while metrics.request_totals().count < 12 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(kept.is_empty(), "no item at 0 %");
+    let items = metrics.collect(std::time::SystemTime::now());
+    let count = |name: &str, key: &str, value: &str| -> u64 {
+        items
+            .iter()
+            .filter_map(|i| match &i.data {
+                TelemetryData::Metric(m)
+                    if m.metrics[0].name == name && i.properties[key] == value =>
+                {
+                    m.metrics[0].count
+                }
+                _ => None,
+            })
+            .sum()
+    };
+    assert_eq!(
+        count(metric_name::REQUESTS, dimension::REQUEST_RESULT_CODE, "200"),
+        9
+    );
+    assert_eq!(
+        count(metric_name::REQUESTS, dimension::REQUEST_RESULT_CODE, "500"),
+        3
+    );
+    assert_eq!(
+        count(metric_name::REQUESTS, dimension::CLOUD_ROLE_NAME, "front"),
+        12
+    );
+    assert_eq!(
+        count(metric_name::REQUESTS, dimension::REQUEST_SUCCESS, "False"),
+        3
+    );
+    let target = addr.to_string();
+    assert_eq!(
+        count(
+            metric_name::DEPENDENCIES,
+            dimension::DEPENDENCY_TARGET,
+            &target
+        ),
+        4
+    );
+    assert_eq!(metrics.sampled_out(), 16);
+}
