@@ -7,7 +7,9 @@ use http::request::Parts;
 use tower_layer::Layer;
 use tracelink_core::model::Telemetry;
 use tracelink_core::url::Redaction;
-use tracelink_core::{IdSource, Propagation, TelemetrySink};
+#[cfg(feature = "tracing")]
+use tracelink_core::IdSource;
+use tracelink_core::{Propagation, TelemetrySink};
 
 use super::client_addr::TrustedProxies;
 use super::config::Config;
