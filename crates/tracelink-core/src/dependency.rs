@@ -56,12 +56,12 @@ use crate::carrier::headers;
 use crate::correlation::Correlation;
 use crate::id::TraceId;
 use crate::id_source::{self, IdSource};
-use crate::metrics::Unsampled;
 use crate::model::{Dependency, TagValue, tags};
 use crate::propagation::Propagation;
 use crate::request_context;
 use crate::scope;
 use crate::sink::TelemetrySink;
+use crate::unsampled::Unsampled;
 use crate::url::{Parts, Redaction};
 
 /// `type` of an HTTP dependency.

@@ -104,6 +104,7 @@ mod sink;
 mod swar;
 pub mod traceparent;
 pub mod tracestate;
+mod unsampled;
 pub mod url;
 pub mod user;
 pub mod wire_time;

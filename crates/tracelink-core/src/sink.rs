@@ -8,9 +8,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::id::TraceId;
-use crate::metrics::Unsampled;
 use crate::model::Telemetry;
 use crate::sampling::SamplingDecision;
+use crate::unsampled::Unsampled;
 
 /// Receives telemetry. `send` must not block: it is called on the request path.
 pub trait TelemetrySink: Send + Sync + 'static {

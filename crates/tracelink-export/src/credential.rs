@@ -176,6 +176,26 @@ impl StdError for CredentialError {
     }
 }
 
+/// The exporter's current Entra ID token, for another client of the same resource (the
+/// Live Metrics client): [`Exporter::bearer_token`](crate::Exporter::bearer_token). Cheap to
+/// clone; its `Debug` never shows the token.
+#[derive(Clone, Debug)]
+pub struct BearerToken {
+    cache: Arc<TokenCache>,
+}
+
+impl BearerToken {
+    pub(crate) fn new(cache: Arc<TokenCache>) -> Self {
+        Self { cache }
+    }
+
+    /// `Bearer <token>`, marked sensitive, while the exporter holds a valid token. Without
+    /// one, `None`, and the exporter's task is asked for a new token. Never waits.
+    pub fn header(&self) -> Option<HeaderValue> {
+        self.cache.valid_or_ask().map(|b| b.header)
+    }
+}
+
 /// The token a post carries: its header and its place in the sequence of tokens.
 #[derive(Clone, Debug)]
 pub(crate) struct Bearer {

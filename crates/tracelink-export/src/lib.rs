@@ -130,7 +130,8 @@
 //! WARN event at most once a minute. The [`credential`] module has the details. With
 //! feature `azure-identity`, `AzureCredential` gives tokens of a managed identity, workload
 //! identity, the Azure CLI or a service principal; the identity needs the role *Monitoring
-//! Metrics Publisher* on the resource.
+//! Metrics Publisher* on the resource. [`Exporter::bearer_token`] shares the current token
+//! with other clients of the resource (the Live Metrics client), without a second refresh.
 //!
 //! ## Flush and shutdown
 //!
@@ -186,7 +187,9 @@ pub use batch::BatchLimits;
 #[cfg(feature = "azure-identity")]
 #[cfg_attr(docsrs, doc(cfg(feature = "azure-identity")))]
 pub use credential::AzureCredential;
-pub use credential::{AccessToken, CredentialError, CredentialErrorKind, TokenProvider};
+pub use credential::{
+    AccessToken, BearerToken, CredentialError, CredentialErrorKind, TokenProvider,
+};
 pub use sampling::Sampling;
 pub use stats::{DropReason, Stats};
 pub use transport::{HyperTransport, Transport};
@@ -488,6 +491,9 @@ impl ExporterBuilder {
             refresher = Some(cache);
         }
         let sender = Arc::new(sender);
+        let bearer = refresher
+            .as_ref()
+            .map(|cache| BearerToken::new(cache.clone()));
         if let Some(cache) = refresher {
             runtime.spawn(cache.run(sender.cancelled()));
         }
@@ -512,6 +518,7 @@ impl ExporterBuilder {
             sink: Arc::new(ExporterSink { tx, sampler, stats }),
             control,
             connection,
+            bearer,
             stopped: false,
         })
     }
@@ -530,6 +537,7 @@ pub struct Exporter {
     sink: Arc<ExporterSink>,
     control: mpsc::UnboundedSender<Control>,
     connection: ConnectionString,
+    bearer: Option<BearerToken>,
     stopped: bool,
 }
 
@@ -586,6 +594,32 @@ impl Exporter {
     /// The counters.
     pub fn stats(&self) -> Stats {
         self.sink.stats.snapshot()
+    }
+
+    /// The exporter's Entra ID token, for other clients of the same resource (Live
+    /// Metrics), when it has a [credential](ExporterBuilder::credential); `None` without one.
+    /// The token stays the exporter's: it is fetched and refreshed on the exporter's task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::{Duration, SystemTime};
+    /// use tracelink_export::{AccessToken, Exporter};
+    ///
+    /// let cs = "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:9";
+    /// let plain = Exporter::builder(cs).no_spool().build().unwrap();
+    /// assert!(plain.bearer_token().is_none());
+    /// let exporter = Exporter::builder(cs)
+    ///     .no_spool()
+    ///     .credential(|_: &str| async { Ok(AccessToken::new("t0k", SystemTime::now() + Duration::from_secs(3600))) })
+    ///     .build()
+    ///     .unwrap();
+    /// let token = exporter.bearer_token().unwrap();
+    /// tokio::time::sleep(Duration::from_millis(50)).await; // the first token arrives
+    /// assert_eq!(token.header().unwrap(), "Bearer t0k");
+    /// # }
+    /// ```
+    pub fn bearer_token(&self) -> Option<BearerToken> {
+        self.bearer.clone()
     }
 
     /// Sends everything queued now and waits for the answers (not for batches waiting out

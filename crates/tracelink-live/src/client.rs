@@ -5,18 +5,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, EXPECT};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, EXPECT};
 use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::live::{Config, Shared};
 use crate::process::{ProcessSampler, memory_bytes};
 use crate::protocol::{
     self, Answer, Document, INVARIANT_VERSION, MetricPoint, MonitoringDataPoint, PING_PATH,
     POST_PATH, header,
 };
+use crate::state::{Config, Shared};
 
 /// The longest ping interval a service's hint can set.
 const MAX_POLLING_INTERVAL: Duration = Duration::from_secs(3600);
@@ -169,6 +169,10 @@ pub(crate) fn request(
     if let Some(etag) = &machine.etag {
         put(header::CONFIGURATION_ETAG, etag);
     }
+    if let Some(mut value) = config.authorization.as_ref().and_then(|f| f()) {
+        value.set_sensitive(true);
+        h.insert(AUTHORIZATION, value);
+    }
     Some(req)
 }
 
@@ -178,9 +182,13 @@ type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connec
 type Connector = hyper_util::client::legacy::connect::HttpConnector;
 
 fn http_client() -> Client<Connector, Full<Bytes>> {
+    // ring, named here rather than taken from the process: an application whose other
+    // dependencies enable rustls' aws-lc-rs as well (reqwest's default TLS does) has no
+    // process-wide default, and rustls would refuse to choose.
     #[cfg(feature = "rustls")]
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .unwrap_or_else(|_| hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots())
         .https_or_http()
         .enable_http1()
         .build();
@@ -318,6 +326,7 @@ mod tests {
             ping_failure_window: Duration::from_secs(60),
             fallback_interval: Duration::from_secs(60),
             max_documents: 30,
+            authorization: None,
         }
     }
 

@@ -104,10 +104,22 @@
 //! task. `benches/record.rs` measures it (about 1.5 ns unsubscribed and 17 ns subscribed per
 //! item on the development machine).
 //!
+//! ## Entra ID authentication
+//!
+//! A Live Metrics resource that accepts Entra ID tokens only refuses requests without one.
+//! [`LiveMetricsBuilder::authorization`] gives each ping and post an `Authorization` header
+//! (`Bearer <token>`, marked sensitive); `tracelink::init()` hands it the exporter's current
+//! token when the exporter has a credential, so both use the same identity and the same
+//! refresh. A request made while no valid token is at hand goes without one, fails, and is
+//! tried again on the usual schedule.
+//!
 //! ## Features
 //!
 //! - `client` (default): [`LiveMetrics`], [`LiveSink`] and the client (tokio, hyper).
-//! - `rustls` (default): HTTPS with rustls and the webpki roots.
+//! - `rustls` (default): HTTPS with rustls and the webpki roots. The client names rustls'
+//!   ring provider itself instead of taking the process default: an application whose
+//!   other dependencies enable aws-lc-rs as well has no default, and rustls would refuse to
+//!   choose.
 //!
 //! Without them, only [`protocol`] (serde and `http`), for a service playing the other side.
 
@@ -123,6 +135,8 @@ mod counters;
 mod live;
 #[cfg(feature = "client")]
 mod process;
+#[cfg(feature = "client")]
+mod state;
 
 #[cfg(feature = "client")]
 pub use live::{

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -10,7 +10,8 @@ use tracelink_core::model::{Telemetry, tags};
 use tracelink_core::{ConnectionString, SamplingDecision, TelemetrySink, TraceId};
 
 use crate::counters::Counters;
-use crate::protocol::Document;
+pub use crate::state::LiveStatus;
+use crate::state::{Authorization, Config, Shared};
 
 /// How often to ping while nobody watches, unless the service hints otherwise: 5 s.
 ///
@@ -60,86 +61,6 @@ pub const DEFAULT_MAX_DOCUMENTS: u32 = 30;
 /// The shortest interval or timeout a builder accepts: shorter ones are raised to it, so that
 /// the client never sends in a tight loop.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
-
-/// The settings of a client, fixed when it is built. Not `Debug`: it holds the
-/// instrumentation key.
-#[derive(Clone)]
-pub(crate) struct Config {
-    /// `scheme://host[:port]`.
-    pub(crate) endpoint: String,
-    pub(crate) instrumentation_key: String,
-    pub(crate) role: Option<String>,
-    pub(crate) instance: String,
-    pub(crate) machine_name: String,
-    pub(crate) version: String,
-    pub(crate) stream_id: String,
-    pub(crate) ping_interval: Duration,
-    pub(crate) post_interval: Duration,
-    pub(crate) timeout: Duration,
-    pub(crate) post_failure_window: Duration,
-    pub(crate) ping_failure_window: Duration,
-    pub(crate) fallback_interval: Duration,
-    pub(crate) max_documents: u32,
-}
-
-/// What the client shares with the code that counts.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    /// Someone watches: count items and keep documents.
-    collecting: AtomicBool,
-    pub(crate) counters: Counters,
-    documents: Mutex<Vec<Document>>,
-    documents_offered: AtomicU32,
-    pub(crate) stop: Notify,
-    pub(crate) stopped: AtomicBool,
-    started: AtomicBool,
-    pub(crate) status: Mutex<LiveStatus>,
-}
-
-impl Shared {
-    fn documents(&self) -> MutexGuard<'_, Vec<Document>> {
-        // A push cannot leave the Vec invalid, whatever panicked while the lock was held.
-        self.documents.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn status(&self) -> MutexGuard<'_, LiveStatus> {
-        self.status.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Someone started watching: counts start from zero now.
-    pub(crate) fn begin_collecting(&self) {
-        self.counters.take();
-        self.take_documents();
-        self.collecting.store(true, Ordering::Release);
-    }
-
-    /// Nobody watches any more: counting stops, what was counted is dropped.
-    pub(crate) fn end_collecting(&self) {
-        self.collecting.store(false, Ordering::Release);
-        self.counters.take();
-        self.take_documents();
-    }
-
-    /// The documents collected since the last call; the quota starts again.
-    pub(crate) fn take_documents(&self) -> Vec<Document> {
-        let docs = std::mem::take(&mut *self.documents());
-        self.documents_offered.store(0, Ordering::Relaxed);
-        docs
-    }
-
-    fn offer_document(&self, item: &Telemetry) {
-        let max = self.config.max_documents;
-        // Once the quota is used up, only a load per item (no write to a shared line).
-        if self.documents_offered.load(Ordering::Relaxed) >= max
-            || self.documents_offered.fetch_add(1, Ordering::Relaxed) >= max
-        {
-            return;
-        }
-        if let Some(doc) = Document::from_telemetry(item) {
-            self.documents().push(doc);
-        }
-    }
-}
 
 /// Live Metrics for one application: counts every item it is shown while someone watches the
 /// Live Metrics pane, and runs the client that pings and posts (see the crate docs).
@@ -203,6 +124,7 @@ impl LiveMetrics {
             ping_failure_window: DEFAULT_PING_FAILURE_WINDOW,
             fallback_interval: DEFAULT_FALLBACK_INTERVAL,
             max_documents: DEFAULT_MAX_DOCUMENTS,
+            authorization: None,
         }
     }
 
@@ -313,33 +235,6 @@ impl LiveMetrics {
     pub fn status(&self) -> LiveStatus {
         self.shared.status().clone()
     }
-}
-
-/// What a Live Metrics client knows: [`LiveMetrics::status`].
-///
-/// ```
-/// # let cs = tracelink_core::ConnectionString::parse("InstrumentationKey=00000000-0000-0000-0000-000000000001").unwrap();
-/// let status = tracelink_live::LiveMetrics::builder(&cs).build().unwrap().status();
-/// assert!(!status.subscribed);
-/// assert_eq!(status.configuration_etag, None);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LiveStatus {
-    /// Someone watches: the client posts.
-    pub subscribed: bool,
-    /// Where pings and posts go (`scheme://host[:port]`), after any redirect.
-    pub endpoint: String,
-    /// The interval between pings, after any hint of the service.
-    pub ping_interval: Duration,
-    /// The configuration ETag the service gave last, echoed on every request.
-    pub configuration_etag: Option<String>,
-    /// Pings answered.
-    pub pings: u64,
-    /// Posts answered.
-    pub posts: u64,
-    /// Pings and posts that failed (no answer in time, or not `2xx`).
-    pub failures: u64,
 }
 
 /// A [`TelemetrySink`] that counts every item for Live Metrics, then forwards it:
@@ -463,6 +358,7 @@ pub struct LiveMetricsBuilder {
     ping_failure_window: Duration,
     fallback_interval: Duration,
     max_documents: u32,
+    authorization: Option<Authorization>,
 }
 
 impl fmt::Debug for LiveMetricsBuilder {
@@ -476,6 +372,7 @@ impl fmt::Debug for LiveMetricsBuilder {
             .field("post_interval", &self.post_interval)
             .field("timeout", &self.timeout)
             .field("max_documents", &self.max_documents)
+            .field("authorization", &self.authorization.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -610,6 +507,29 @@ impl LiveMetricsBuilder {
         self
     }
 
+    /// Sends `Authorization: <value>` with every ping and post, `value` being what `header`
+    /// gives just before the request is sent (`None`: the request goes without). The value
+    /// is marked sensitive. For Entra ID authentication give it `Bearer <token>` for the
+    /// scope `https://monitor.azure.com//.default`; `tracelink::init()` passes the
+    /// exporter's current token this way when the exporter has a credential. `header` runs
+    /// on the client's task, so it must not block: hand over a token obtained elsewhere.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// # let cs = tracelink_core::ConnectionString::parse("InstrumentationKey=00000000-0000-0000-0000-000000000001").unwrap();
+    /// let b = tracelink_live::LiveMetrics::builder(&cs)
+    ///     .authorization(|| Some(HeaderValue::from_static("Bearer eyJ0…")));
+    /// assert!(format!("{b:?}").contains("authorization: true"));
+    /// assert!(!format!("{b:?}").contains("eyJ0"));
+    /// ```
+    pub fn authorization<F>(mut self, header: F) -> Self
+    where
+        F: Fn() -> Option<http::HeaderValue> + Send + Sync + 'static,
+    {
+        self.authorization = Some(Arc::new(header));
+        self
+    }
+
     /// Builds the Live Metrics; [`LiveMetrics::start`] starts its client. Fails when the
     /// endpoint is not an `http` or `https` URL with a host.
     ///
@@ -641,6 +561,7 @@ impl LiveMetricsBuilder {
             ping_failure_window: self.ping_failure_window,
             fallback_interval: self.fallback_interval.max(MIN_INTERVAL),
             max_documents: self.max_documents,
+            authorization: self.authorization,
         };
         let status = LiveStatus {
             subscribed: false,

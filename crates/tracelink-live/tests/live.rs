@@ -708,3 +708,32 @@ async fn stop_ends_pings_and_posts() {
     live.record(&request(1, "500"));
     assert!(!live.status().subscribed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_goes_with_every_ping_and_post() {
+    let stand = Stand::start(Mode::Answer(Answer::unsubscribed(), "")).await;
+    let tokens = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let given = tokens.clone();
+    let live = builder(&stand)
+        .authorization(move || {
+            // No token at first (as before a credential answers), then a fresh one each time.
+            let n = given.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (n > 0).then(|| http::HeaderValue::from_str(&format!("Bearer token-{n}")).unwrap())
+        })
+        .build()
+        .unwrap();
+    live.start().unwrap();
+    stand.requests(2).await;
+    stand.set(Mode::Answer(Answer::subscribed(), ""));
+    let seen = stand.until("a post", |s| s.iter().any(Seen::is_post)).await;
+    live.stop();
+    assert!(seen[0].headers.get(http::header::AUTHORIZATION).is_none());
+    assert_eq!(
+        seen[1].headers[http::header::AUTHORIZATION],
+        "Bearer token-1"
+    );
+    let post = seen.iter().find(|s| s.is_post()).unwrap();
+    let value = post.headers[http::header::AUTHORIZATION].to_str().unwrap();
+    assert!(value.starts_with("Bearer token-"), "{value}");
+    assert_ne!(value, "Bearer token-1", "asked again for each request");
+}

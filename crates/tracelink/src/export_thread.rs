@@ -97,6 +97,7 @@ impl Export {
             std::mem::take(&mut builder.live_metrics),
             settings,
             &runtime,
+            exporter.bearer_token(),
         )?;
         // Where items go: the exporter, behind Live Metrics' counting when it is on (so that
         // items are counted before the exporter samples them), reached through the hand-off.

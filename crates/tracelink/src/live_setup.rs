@@ -47,11 +47,13 @@ fn is_local(url: &str) -> bool {
 
 /// Starts Live Metrics on the exporter's runtime, unless it is off: by choice, or because
 /// ingestion is local and the connection string names no live endpoint (a development or
-/// test setup, whose instrumentation key the public service would not know).
+/// test setup, whose instrumentation key the public service would not know). With the
+/// exporter's Entra ID token (`bearer`), pings and posts carry it too.
 pub(crate) fn start(
     choice: LiveChoice,
     settings: &Settings,
     runtime: &Handle,
+    bearer: Option<tracelink_export::BearerToken>,
 ) -> Result<Option<LiveMetrics>, InitError> {
     let c = &settings.connection;
     let changes = match choice {
@@ -67,6 +69,9 @@ pub(crate) fn start(
     let mut builder = LiveMetrics::builder(c)
         .role(&*settings.role)
         .role_instance(&*settings.instance);
+    if let Some(bearer) = bearer {
+        builder = builder.authorization(move || bearer.header());
+    }
     for f in changes {
         builder = f(builder);
     }
@@ -244,5 +249,51 @@ mod tests {
         let n = seen.lock().unwrap().len();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(seen.lock().unwrap().len(), n, "nothing after shutdown");
+    }
+
+    /// With a credential, pings and posts carry the exporter's Entra ID token.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pings_carry_the_exporters_token() {
+        type Auth = Arc<Mutex<Vec<Option<String>>>>;
+        let seen: Auth = Arc::default();
+        let app = Router::new()
+            .fallback(
+                |State(seen): State<Auth>, headers: http::HeaderMap| async move {
+                    let auth = headers
+                        .get(http::header::AUTHORIZATION)
+                        .map(|v| v.to_str().unwrap_or_default().to_owned());
+                    seen.lock().unwrap().push(auth);
+                    let mut h = http::HeaderMap::new();
+                    Answer::unsubscribed().write_headers(&mut h);
+                    (h, "")
+                },
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let tracelink = setup(&format!(
+            "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:9;LiveEndpoint=http://{addr}"
+        ))
+        .credential(|_scope: &str| async {
+            Ok(tracelink_export::AccessToken::new(
+                "t0k",
+                std::time::SystemTime::now() + Duration::from_secs(3600),
+            ))
+        })
+        .live_metrics(|l| l.ping_interval(Duration::from_millis(50)))
+        .init_local()
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_deref() == Some("Bearer t0k"))
+        {
+            assert!(Instant::now() < deadline, "no ping with the token");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracelink.shutdown().await;
     }
 }

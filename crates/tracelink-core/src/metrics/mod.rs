@@ -56,13 +56,14 @@ mod standard;
 
 use std::time::Duration;
 
+pub use crate::unsampled::Unsampled;
 pub use aggregator::{
     DEFAULT_MAX_SERIES, DEFAULT_SERIES_PER_METRIC, MAX_DIMENSIONS, MetricAggregator, MetricLimits,
     MetricSeries, MetricStats, MetricTracker,
 };
 pub use standard::{
-    OTHER, RequestTotals, StandardMetrics, StandardMetricsSink, Unsampled, dimension, extractor,
-    metric_id, metric_name,
+    OTHER, RequestTotals, StandardMetrics, StandardMetricsSink, dimension, extractor, metric_id,
+    metric_name,
 };
 
 /// How long values are aggregated before they are sent, as in every Application Insights
