@@ -6,7 +6,7 @@
 //! operation, the browser SDK's fetch dependency, the Node SDK's request and dependency, and
 //! the Python exporter's request and dependency, chained parent to child (envelopes from
 //! `tests/data/captures`, 0.6 to 1.2 KB each, with fresh ids and times). A pool of distinct
-//! bodies is built before the clock starts and rotated: 1,500 bodies, 750,000 items, more than
+//! bodies is built before the clock starts and rotated: 2,400 bodies, 1,200,000 items, more than
 //! the default retention keeps, so that an operation id comes back only after its earlier
 //! items were deleted (as in real traffic, where each operation is new).
 //!
@@ -15,9 +15,11 @@
 //!
 //! ```text
 //! cargo bench -p tracelink-collector --bench ingest-load -- [--seconds 20] [--connections 8]
-//!     [--batch 500] [--operations 100] [--bodies 1500] [--url http://127.0.0.1:7421] [--db PATH]
-//!     [--retention-bytes N] [--max-items N]
+//!     [--batch 500] [--operations 100] [--bodies 2400] [--url http://127.0.0.1:7421] [--db PATH]
+//!     [--retention-bytes N] [--max-items N] [--collector PATH]
 //! ```
+//!
+//! `--collector` runs another build of the collector binary (to compare two builds in turns).
 #![allow(missing_docs)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -44,6 +46,7 @@ struct Options {
     bodies: usize,
     url: Option<String>,
     db: Option<PathBuf>,
+    collector: Option<PathBuf>,
     extra: Vec<String>,
 }
 
@@ -53,9 +56,10 @@ fn options() -> Options {
         connections: 8,
         batch: 500,
         operations: 100,
-        bodies: 1500,
+        bodies: 2400,
         url: None,
         db: None,
+        collector: None,
         extra: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -69,6 +73,7 @@ fn options() -> Options {
             "--bodies" => o.bodies = value().parse().expect("--bodies"),
             "--url" => o.url = Some(value()),
             "--db" => o.db = Some(value().into()),
+            "--collector" => o.collector = Some(value().into()),
             "--retention-bytes" | "--max-items" => {
                 let flag = if a == "--retention-bytes" {
                     "--max-bytes"
@@ -151,6 +156,30 @@ fn gzip(b: &[u8]) -> Vec<u8> {
     e.finish().expect("gzip")
 }
 
+/// CPU time of a process (user + system), in clock ticks (`/proc/PID/stat`).
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Busy and total CPU time of the machine, in clock ticks (`/proc/stat`).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4)?;
+    Some((total - idle, total))
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -168,8 +197,9 @@ fn mib(b: u64) -> f64 {
 }
 
 /// Starts the collector binary and reads its URL from what it prints.
-fn spawn_collector(db: &Path, extra: &[String]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tracelink-collector"))
+fn spawn_collector(bin: Option<&Path>, db: &Path, extra: &[String]) -> (Child, String) {
+    let bin = bin.unwrap_or(Path::new(env!("CARGO_BIN_EXE_tracelink-collector")));
+    let mut child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .args(extra)
@@ -252,7 +282,7 @@ fn main() {
             for ext in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
             }
-            let (c, u) = spawn_collector(&db, &o.extra);
+            let (c, u) = spawn_collector(o.collector.as_deref(), &db, &o.extra);
             (Some(c), u)
         }
     };
@@ -270,6 +300,11 @@ fn main() {
     let bodies = Arc::new(bodies);
     let endpoint = format!("{url}/v2.1/track");
     let started = Instant::now();
+    let cpu_before = (
+        pid.and_then(|p| cpu_ticks(&p.to_string())),
+        cpu_ticks("self"),
+        machine_ticks(),
+    );
     let mut samples: Vec<(f64, u64, Option<u64>, u64, u64)> = Vec::new();
     rt.block_on(async {
         let client = reqwest::Client::builder()
@@ -344,6 +379,24 @@ fn main() {
     });
     let secs = started.elapsed().as_secs_f64();
     let total = accepted.load(Ordering::Relaxed);
+    // Where the machine's CPU went during the run (100 ticks per second on Linux).
+    if let (Some(c0), Some(l0), Some((b0, t0))) = cpu_before
+        && let (Some(c1), Some(l1), Some((b1, t1))) = (
+            pid.and_then(|p| cpu_ticks(&p.to_string())),
+            cpu_ticks("self"),
+            machine_ticks(),
+        )
+    {
+        let cores = |ticks: u64| ticks as f64 / 100.0 / secs;
+        let (collector, tool) = (c1 - c0, l1 - l0);
+        println!(
+            "cpu: collector {:.2} cores, load tool {:.2} cores, other processes {:.2} cores, idle {:.2} cores",
+            cores(collector),
+            cores(tool),
+            cores((b1 - b0).saturating_sub(collector + tool)),
+            cores((t1 - t0) - (b1 - b0)),
+        );
+    }
     let max_wal = samples.iter().map(|s| s.3).max().unwrap_or(0);
     let rss: Vec<u64> = samples.iter().filter_map(|s| s.2).collect();
     println!(

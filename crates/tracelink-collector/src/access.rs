@@ -10,7 +10,8 @@
 //! - OTLP ingest needs the API key in the `x-otlp-api-key` header
 //!   (`OTEL_EXPORTER_OTLP_HEADERS=x-otlp-api-key=<key>`);
 //! - Breeze ingest accepts only envelopes whose `iKey` is one of the configured
-//!   instrumentation keys (compared without regard to case).
+//!   instrumentation keys (compared without regard to case), and so do the Live Metrics
+//!   endpoints (`/QuickPulseService.svc/ping` and `/post`) with the `ikey` of their query.
 //!
 //! A token or key that is not configured is generated at start (32 random bytes from the
 //! operating system, as hex), and so is an instrumentation key. Refusals are `401` (token or
@@ -156,7 +157,8 @@ pub(crate) async fn require_login(State(g): State<Guard>, req: Request, next: Ne
         || path == "/login"
         || path.starts_with("/v1/")
         || path.starts_with("/v2/")
-        || path.starts_with("/v2.1/");
+        || path.starts_with("/v2.1/")
+        || path.starts_with("/QuickPulseService.svc/");
     if open || g.access.reader(req.headers()) {
         return next.run(req).await;
     }

@@ -37,7 +37,7 @@ impl App {
 /// The collector's routes, open to anyone: `POST /v2/track`, `POST /v2.1/track`,
 /// `POST /v1/traces`, `POST /v1/logs`, `POST /v1/metrics`, `GET /api/operations`,
 /// `GET /api/operations/{id}`, `GET /api/items`, `GET /api/stats`, `GET /health` and the web
-/// pages. [`Collector::start`](crate::Collector::start) adds the access rules of its
+/// pages with their APIs (`GET /api/search`, ...). [`Collector::start`](crate::Collector::start) adds the access rules of its
 /// configuration.
 pub fn router(store: Store, max_body: usize) -> Router {
     routes(store, max_body, Access::default())
@@ -66,6 +66,7 @@ pub(crate) fn routes(store: Store, max_body: usize, access: Access) -> Router {
         .route("/api/stats", get(api_stats))
         .route("/health", get(|| async { "ok" }))
         .merge(web::routes())
+        .merge(crate::live::routes(&app.access, store.counters()))
         .with_state(store)
         .route("/login", get(access::login).with_state(guard.clone()));
     if !app.access.is_open() {

@@ -23,6 +23,13 @@
 //!   `/v1/metrics`, protobuf or JSON, gzip or plain, mapped as the Azure Monitor
 //!   OpenTelemetry exporters map spans, logs and metrics, so that OpenTelemetry services,
 //!   tracelink services and Application Insights SDK services show as one transaction.
+//! - Live Metrics (QuickPulse), the service side: `POST /QuickPulseService.svc/ping` and
+//!   `/post` (`?ikey=`), as the Live Metrics service answers them: `x-ms-qps-subscribed: true`
+//!   while a viewer has the Live page open (it read `GET /api/live` within the last 3 s), else
+//!   `false`, with a polling-interval hint of 1 s. Per instance (instrumentation key, role,
+//!   instance, machine) the last 60 s of the standard metrics (at most 120 samples) and the
+//!   last 50 sample documents, in memory; at most 100 instances, each forgotten 60 s after it
+//!   last sent. [`Collector::connection_string`] names the collector as `LiveEndpoint` too.
 //! - Access: open on loopback; bound elsewhere, a login token for the pages and the API, an
 //!   API key for OTLP and accepted instrumentation keys for Breeze ([`Config`]).
 //! - Storage ([`Store`]): one `items` table with typed columns and the raw JSON; WAL; writes
@@ -35,8 +42,15 @@
 //!   Application Insights docs' transaction table.
 //! - Errors: [`StoreError`] for store operations and [`StartError`] for
 //!   [`Collector::start`], each with a `kind()` to branch on and its cause as `source()`.
+//! - Search ([`query::search`]): items by words (names, messages, URLs, property values) and
+//!   filters, newest first, paged by key, through a full-text index kept with the items.
 //! - HTTP API: `GET /api/operations`, `GET /api/operations/{id}`, `GET /api/items`,
-//!   `GET /api/stats`; pages at `/` and `/operations/{id}`.
+//!   `GET /api/search`, `GET /api/stats`, `GET /api/live`; pages at `/`, `/operations/{id}`,
+//!   `/search`, `/logs` and `/live`.
+//! - Usage tools, each a page and a JSON API (`/api/usage/...`): users, sessions, events,
+//!   funnels, retention, user flows and cohorts over the page views, custom events and
+//!   requests that carry a user id; and `/metrics`, metrics as time series by name split by
+//!   a dimension. Charts are server-drawn SVG. The README describes each tool's parameters.
 //!
 //! The crate's README lists every accepted protocol and the mapping of each onto the data
 //! model.
@@ -45,11 +59,14 @@ mod access;
 mod error;
 mod http;
 pub mod ingest;
+mod live;
+mod metric_series;
 pub mod otlp;
 pub mod query;
 mod semconv;
 mod stats;
 mod store;
+mod usage;
 mod web;
 
 use std::net::SocketAddr;
@@ -273,10 +290,20 @@ impl Collector {
     }
 
     /// A connection string for SDKs and exporters sending here (with the first accepted
-    /// instrumentation key, else [`LOCAL_IKEY`]).
+    /// instrumentation key, else [`LOCAL_IKEY`]): ingestion and Live Metrics both at
+    /// [`url`](Self::url).
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let c = tracelink_collector::Collector::start(tracelink_collector::Config::new("/tmp/c.db").listen("127.0.0.1:7421".parse()?)).await?;
+    /// assert_eq!(c.connection_string(), "InstrumentationKey=00000000-0000-0000-0000-000000000000;\
+    ///     IngestionEndpoint=http://127.0.0.1:7421;LiveEndpoint=http://127.0.0.1:7421/");
+    /// # Ok(()) }
+    /// ```
     pub fn connection_string(&self) -> String {
         let ikey = self.access.ikeys.first().map_or(LOCAL_IKEY, String::as_str);
-        format!("InstrumentationKey={ikey};IngestionEndpoint={}", self.url())
+        let url = self.url();
+        format!("InstrumentationKey={ikey};IngestionEndpoint={url};LiveEndpoint={url}/")
     }
 
     /// The database.

@@ -3,7 +3,10 @@
 //!
 //! The reads are methods of [`Store`] (below); this module holds what they take and
 //! return, the tree building and table formatting they share with callers, and the parsing
-//! of the HTTP API's and pages' query parameters into filters.
+//! of the HTTP API's and pages' query parameters into filters. Search by words and filters
+//! is in [`search`].
+
+pub mod search;
 
 use std::collections::{HashMap, HashSet};
 
@@ -154,6 +157,21 @@ fn with_raw(conn: &Connection, rows: Vec<(Item, BodyRef)>) -> rusqlite::Result<V
     Ok(out)
 }
 
+/// The items with these row numbers (those that still exist), with their envelopes.
+pub(crate) fn items_by_seq(
+    conn: &Connection,
+    seqs: impl IntoIterator<Item = i64>,
+) -> rusqlite::Result<Vec<Item>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE seq = ?1"))?;
+    let mut rows = Vec::new();
+    for seq in seqs {
+        if let Some(r) = stmt.query_row([seq], item).optional()? {
+            rows.push(r);
+        }
+    }
+    with_raw(conn, rows)
+}
+
 /// A recent operation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -275,10 +293,12 @@ pub struct OperationTree {
 /// `ai_legacyRootId` is `id` (SPEC 10.1).
 fn operation_items(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Item>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM items WHERE operation_id = ?1 OR legacy_root = ?1 ORDER BY timestamp, seq"
+        "SELECT {COLUMNS} FROM items
+         WHERE ({} AND operation_id = ?1) OR legacy_root = ?1 ORDER BY timestamp, seq",
+        crate::store::op_match("?2")
     ))?;
     let rows = stmt
-        .query_map([id], item)?
+        .query_map(rusqlite::params![id, crate::store::op_low(id)], item)?
         .collect::<rusqlite::Result<_>>()?;
     with_raw(conn, rows)
 }
@@ -629,11 +649,22 @@ pub struct AppMap {
 /// it caused, else the role whose appId the call's `target` names (`host | cid-v1:X`,
 /// SPEC 5.5, learned from other calls), else the target itself.
 fn app_map(conn: &Connection) -> rusqlite::Result<AppMap> {
+    // The role of the request each call caused: requests by operation and parent, the first
+    // of each kept (one pass over the requests instead of a lookup per call).
+    let mut callee_of: HashMap<(String, String), String> = HashMap::new();
+    let mut requests = conn.prepare_cached(
+        "SELECT operation_id, parent_norm, cloud_role FROM items
+         WHERE item_type = 'request' AND operation_id IS NOT NULL AND parent_norm IS NOT NULL
+           AND cloud_role IS NOT NULL ORDER BY seq",
+    )?;
+    let mut rows = requests.query([])?;
+    while let Some(r) = rows.next()? {
+        callee_of.entry((r.get(0)?, r.get(1)?)).or_insert(r.get(2)?);
+    }
+    drop(rows);
     let mut stmt = conn.prepare_cached(
-        "SELECT d.cloud_role, d.target, d.success, d.duration_ms,
-                (SELECT r.cloud_role FROM items r WHERE r.operation_id = d.operation_id
-                   AND r.item_type = 'request' AND r.parent_norm = d.id_norm LIMIT 1)
-         FROM items d WHERE d.item_type = 'dependency' AND d.cloud_role IS NOT NULL",
+        "SELECT cloud_role, target, success, duration_ms, operation_id, id_norm
+         FROM items WHERE item_type = 'dependency' AND cloud_role IS NOT NULL",
     )?;
     type Call = (
         String,
@@ -644,7 +675,10 @@ fn app_map(conn: &Connection) -> rusqlite::Result<AppMap> {
     );
     let calls: Vec<Call> = stmt
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            let op: Option<String> = r.get(4)?;
+            let id: Option<String> = r.get(5)?;
+            let callee = op.zip(id).and_then(|key| callee_of.get(&key).cloned());
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, callee))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let app_of = |target: &str| target.split(" | cid-v1:").nth(1).map(str::to_owned);

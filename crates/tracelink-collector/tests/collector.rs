@@ -613,8 +613,14 @@ mod access;
 mod browser;
 #[path = "cases/durability.rs"]
 mod durability;
+#[path = "cases/live.rs"]
+mod live;
 #[path = "cases/otlp.rs"]
 mod otlp;
+#[path = "cases/search.rs"]
+mod search;
+#[path = "cases/usage.rs"]
+mod usage;
 
 /// Failures come back as typed errors: a kind to branch on, the cause as the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

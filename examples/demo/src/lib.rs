@@ -7,6 +7,10 @@
 //! - `inventory` (default mode) answers; item numbers divisible by 7 fail with 500, by 5
 //!   take a slow path.
 //!
+//! A simulated audience ([`audience`]) adds the page views and custom events of a few dozen
+//! users over several days, so that the collector's usage pages (users, sessions, events,
+//! funnels, retention, user flows) have something to show.
+//!
 //! Each service is set up with `tracelink` from environment-style values (connection string
 //! with its own appId, `OTEL_SERVICE_NAME`, `TRACELINK_PROPAGATION`) and exports to the
 //! collector.
@@ -22,6 +26,8 @@ use axum::routing::get;
 use tracelink::Tracelink;
 use tracelink_collector::query::{self, Item};
 use tracelink_collector::{Collector, Config};
+
+pub mod audience;
 
 /// How many checkouts the workload makes.
 pub const CHECKOUTS: u32 = 24;
@@ -39,6 +45,8 @@ pub struct Report {
     pub table: String,
     /// Requests, failures, dependencies and durations per role.
     pub summary: String,
+    /// The simulated audience's page views and events, as posted.
+    pub audience: Vec<audience::Visit>,
 }
 
 impl fmt::Display for Report {
@@ -54,6 +62,14 @@ impl fmt::Display for Report {
             f,
             "Collector: {}  (recent operations at /, this one at /operations/{})",
             self.collector_url, self.operation_id
+        )?;
+        writeln!(
+            f,
+            "Usage of {} simulated users ({} page views and events): {u}/users, {u}/sessions, \
+             {u}/events, {u}/funnels, {u}/retention, {u}/flows, {u}/cohorts; metrics at {u}/metrics",
+            audience::USERS,
+            self.audience.len(),
+            u = self.collector_url
         )
     }
 }
@@ -293,6 +309,10 @@ pub async fn run() -> Result<(Demo, Report), Error> {
         s.tracelink.shutdown().await;
     }
     let operation_id = shown.ok_or("no checkout succeeded")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let audience = audience::post(&collector.url(), now).await?;
     let items = collector.store().operation_items(&operation_id).await?;
     let report = Report {
         collector_url: collector.url(),
@@ -300,6 +320,7 @@ pub async fn run() -> Result<(Demo, Report), Error> {
         summary: summary(&collector).await?,
         operation_id,
         items,
+        audience,
     };
     Ok((Demo { collector, _db: db }, report))
 }

@@ -84,10 +84,47 @@ struct BaseData<'a> {
     properties: Option<Properties<'a>>,
 }
 
-#[derive(Deserialize)]
+/// The properties: `ai_legacyRootId`, and every value for search, in key order (as the full
+/// reader keeps them). A value that is not a string, or a key given twice, is for the full
+/// reader.
 struct Properties<'a> {
-    #[serde(rename = "ai_legacyRootId", borrow, default)]
     legacy_root: Option<Cow<'a, str>>,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Properties<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Properties<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut all: Vec<(Text<'a>, Text<'a>)> = Vec::new();
+                while let Some(entry) = m.next_entry()? {
+                    all.push(entry);
+                }
+                all.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+                if all.windows(2).any(|w| w[0].0.0 == w[1].0.0) {
+                    return Err(serde::de::Error::custom("a property given twice"));
+                }
+                let text = crate::store::property_text(all.iter().map(|(_, v)| v.0.as_ref()));
+                let legacy_root = all
+                    .into_iter()
+                    .find(|(k, _)| k.0 == tracelink_core::LEGACY_ROOT_ID_PROPERTY)
+                    .map(|(_, v)| v.0);
+                Ok(Properties { legacy_root, text })
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 fn text(s: &Option<Cow<'_, str>>) -> Option<String> {
@@ -129,6 +166,11 @@ pub(crate) fn row(line: &str) -> Option<(Row, Option<String>)> {
             .as_ref()
             .and_then(|p| p.legacy_root.as_deref())
             .map(str::to_owned),
+        search_text: b
+            .properties
+            .as_ref()
+            .map(|p| p.text.clone())
+            .unwrap_or_default(),
         duration_ms: Some(duration.as_secs_f64() * 1000.0),
         name: text(&b.name),
         id: text(&b.id),

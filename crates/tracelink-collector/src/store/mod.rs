@@ -1,11 +1,22 @@
 //! The embedded SQLite database: one `items` table with typed columns for what queries use,
-//! plus the raw JSON of every item, and one summary row per operation ([`summary`]) kept in
-//! the same transactions.
+//! plus the raw JSON of every item, and one summary row per operation ([`summary`]) and the
+//! full-text search index ([`search`]) kept in the same transactions.
 //!
 //! Writes go through one writer thread that commits the items of several requests in one
 //! transaction (WAL mode, `synchronous = NORMAL`) and acknowledges each request only after its
 //! commit: an item that was answered as accepted is in the WAL, and survives the collector
-//! being killed. Reads use their own connection.
+//! being killed. The WAL is synced to the disk at checkpoints, not at every commit: a power
+//! loss or an operating system crash may lose the commits since the last one. Reads use their
+//! own connection.
+//!
+//! The layout is made for writing, since the writer is what limits ingestion: items are
+//! appended in sequence, and no index is keyed by random ids, whose entries would land on a
+//! different page for each operation of a transaction (and again for each one retention
+//! deletes). Items are found by operation through `items.op` ([`OP_BLOCK_BITS`]); the rows
+//! per operation are numbered in the order operations arrive and found by the writer through
+//! a map in memory ([`summary`]). Queries that look items up by operation id use
+//! [`op_match`] with `operation_id = ...`: a condition on `operation_id` alone reads every
+//! item.
 //!
 //! Disk use is bounded: a checkpointer thread moves the WAL into the database continuously,
 //! and once the WAL reaches its limit the writer checkpoints it fully between two
@@ -18,8 +29,11 @@
 //! property `ai_legacyRootId` is `T` (SPEC 10.1).
 
 mod row;
+pub(crate) mod search;
 pub(crate) mod summary;
+mod usage_schema;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{StoreError, StoreErrorKind};
 use crate::stats::{self, Counters};
-pub(crate) use row::{PAGE_VIEW_PERFORMANCE, Raw, Row};
+pub(crate) use row::{PAGE_VIEW_PERFORMANCE, Raw, Row, property_text};
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -61,14 +75,14 @@ CREATE TABLE IF NOT EXISTS items (
     raw            TEXT NOT NULL,
     batch          INTEGER,
     raw_at         INTEGER,
-    raw_len        INTEGER
+    raw_len        INTEGER,
+    op             INTEGER
 );
 CREATE TABLE IF NOT EXISTS batches (
     id    INTEGER PRIMARY KEY,
     gzip  INTEGER NOT NULL,
     body  BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS items_operation ON items(operation_id, ts_ms);
 CREATE INDEX IF NOT EXISTS items_legacy_root ON items(legacy_root) WHERE legacy_root IS NOT NULL;
 CREATE INDEX IF NOT EXISTS items_ts ON items(ts_ms);
 ";
@@ -87,6 +101,44 @@ pub fn normalize_id(id: &str, operation_id: Option<&str>) -> String {
         return s.to_owned();
     }
     id.to_owned()
+}
+
+/// Items are found by operation through `items.op`, a key made of the item's block of
+/// sequence numbers (`seq >> OP_BLOCK_BITS`) in the high bits and 40 bits of a hash of its
+/// operation id ([`op_low`]) in the low ones, and its index `items_op`. A key of random ids
+/// alone would put each transaction's entries on as many pages as it has operations, all
+/// over the index, and retention's deletions likewise; with the block in front, new entries
+/// land in the few pages of the newest block and retention deletes the oldest blocks' pages.
+/// A lookup probes each block ([`op_match`]): 61 probes at a million items. Distinct ids can
+/// share a key, so lookups also compare `operation_id`.
+const OP_BLOCK_BITS: u32 = 14;
+
+/// The low 40 bits of the key of `operation_id` (FNV-1a): see [`OP_BLOCK_BITS`].
+pub(crate) fn op_low(operation_id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in operation_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h & ((1 << 40) - 1)) as i64
+}
+
+/// The `op` key of item `seq` of operation `operation_id` (see [`OP_BLOCK_BITS`]).
+pub(crate) fn op_key(seq: i64, operation_id: &str) -> i64 {
+    ((((seq as u64) >> OP_BLOCK_BITS) << 40) | op_low(operation_id) as u64) as i64
+}
+
+/// The condition that reads the items of one operation through `items_op`, given the SQL
+/// parameter (`?`, `?2`, ...) that holds its [`op_low`]: one probe per block of sequence
+/// numbers in use. Pair it with `operation_id = ...`.
+pub(crate) fn op_match(low_param: &str) -> String {
+    format!(
+        "op IN (WITH RECURSIVE op_blocks(b) AS (
+             SELECT (SELECT MIN(seq) FROM items) >> {OP_BLOCK_BITS}
+             UNION ALL SELECT b + 1 FROM op_blocks
+             WHERE b < (SELECT MAX(seq) FROM items) >> {OP_BLOCK_BITS})
+           SELECT (b << 40) | {low_param} FROM op_blocks)"
+    )
 }
 
 /// A request body stored as received, which rows point into ([`Raw::Body`]).
@@ -232,7 +284,10 @@ impl Store {
         let count = conn
             .execute_batch(SCHEMA)
             .and_then(|()| add_body_columns(&conn))
+            .and_then(|()| add_operation_hashes(&conn))
+            .and_then(|()| search::create(&conn))
             .and_then(|()| conn.execute_batch(summary::SCHEMA))
+            .and_then(|()| conn.execute_batch(usage_schema::SCHEMA))
             .and_then(|()| summary::rebuild_if_stale(&conn).map(drop))
             // The writer never checkpoints on its own: a second thread moves the WAL into the
             // database, so on two cores writing and checkpointing run side by side. After the
@@ -258,8 +313,10 @@ impl Store {
                 .spawn(move || checkpoint_loop(checkpointer, stopped))
                 .map_err(|e| fail(e.into()))?,
         );
+        let keys = summary::Keys::load(&conn).map_err(|e| fail(e.into()))?;
         let w = Writer {
             conn,
+            keys,
             retention,
             count: count.max(0) as u64,
             since_retention: 0,
@@ -369,18 +426,28 @@ impl Store {
     }
 }
 
-const INSERT: &str = "INSERT INTO items (timestamp, ts_ms, item_type, name, id, id_norm, operation_id,
+const INSERT: &str = "INSERT INTO items (seq, timestamp, ts_ms, item_type, name, id, id_norm, operation_id,
     parent_id, parent_norm, operation_name, cloud_role, role_instance, user_id, session_id,
-    duration_ms, success, result_code, target, source, url, legacy_root, raw, batch, raw_at, raw_len)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-    ?21, ?22, ?23, ?24, ?25)";
+    duration_ms, success, result_code, target, source, url, legacy_root, raw, batch, raw_at, raw_len, op)
+    VALUES (?27, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+    ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
 /// One request's rows and body, as the writer commits them.
 type Pending = (Vec<Row>, Option<Body>);
 
-fn commit(conn: &mut Connection, jobs: &[Pending]) -> rusqlite::Result<()> {
+fn commit(
+    conn: &mut Connection,
+    keys: &mut summary::Keys,
+    jobs: &[Pending],
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
+        // Sequence numbers are given here, as SQLite would give them, to make `op` keys.
+        let mut seq: i64 =
+            tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM items", [], |r| {
+                r.get(0)
+            })?;
+        let mut index = search::Indexer::new(&tx)?;
         let mut stmt = tx.prepare_cached(INSERT)?;
         let mut batch = tx.prepare_cached("INSERT INTO batches (gzip, body) VALUES (?1, ?2)")?;
         for (rows, body) in jobs {
@@ -424,10 +491,15 @@ fn commit(conn: &mut Connection, jobs: &[Pending]) -> rusqlite::Result<()> {
                     at.and(batch_id),
                     at,
                     len,
+                    op.map(|o| op_key(seq, o)),
+                    seq,
                 ])?;
+                seq += 1;
+                index.add(tx.last_insert_rowid(), r)?;
             }
         }
-        summary::add_batch(&tx, jobs.iter().flat_map(|(rows, _)| rows.iter()))?;
+        index.finish()?;
+        summary::add_batch(&tx, keys, jobs.iter().flat_map(|(rows, _)| rows.iter()))?;
     }
     summary::mark_current(&tx)?;
     tx.commit()
@@ -450,9 +522,54 @@ fn add_body_columns(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Gives every item with an operation id its `op` key ([`op_key`]), and indexes items by it:
+/// for a database made before the column (whose index of operation ids is dropped), and for
+/// items another program wrote without it.
+fn add_operation_hashes(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('items') WHERE name = 'op')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE items ADD COLUMN op INTEGER;")?;
+    }
+    let old_index: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'items_operation')",
+        [],
+        |r| r.get(0),
+    )?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    if !has || old_index {
+        // Filled before the index exists: one pass over the table instead of index updates.
+        fill_operation_hashes(&tx)?;
+        tx.execute_batch("DROP INDEX IF EXISTS items_operation;")?;
+    }
+    tx.execute_batch("CREATE INDEX IF NOT EXISTS items_op ON items(op) WHERE op IS NOT NULL;")?;
+    tx.commit()
+}
+
+/// Sets `op` where another program left it empty (see [`add_operation_hashes`]).
+fn fill_operation_hashes(conn: &Connection) -> rusqlite::Result<usize> {
+    let missing: Vec<(i64, String)> = conn
+        .prepare(
+            "SELECT seq, operation_id FROM items NOT INDEXED
+             WHERE op IS NULL AND operation_id IS NOT NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut set = conn.prepare("UPDATE items SET op = ?2 WHERE seq = ?1")?;
+    for (seq, id) in &missing {
+        set.execute(params![seq, op_key(*seq, id)])?;
+    }
+    Ok(missing.len())
+}
+
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
+    /// Where each operation's row is (see [`summary::Keys`]).
+    keys: summary::Keys,
     retention: Retention,
     /// Items in the database (counted once on open, then kept).
     count: u64,
@@ -490,9 +607,10 @@ impl Writer {
             }
             if !batch.is_empty() {
                 let (pending, done): (Vec<Pending>, Vec<_>) = batch.into_iter().unzip();
-                let result = commit(&mut self.conn, &pending).map_err(Arc::new);
+                let result = commit(&mut self.conn, &mut self.keys, &pending).map_err(Arc::new);
                 if let Err(e) = &result {
                     tracing::warn!(target: "tracelink_collector", error = %e, "write failed");
+                    self.reload_keys();
                 } else {
                     self.count += rows as u64;
                     self.since_retention += rows;
@@ -530,6 +648,17 @@ impl Writer {
         }
     }
 
+    /// Reads the keys of the operations' rows again, after a transaction that changed them
+    /// in memory was rolled back.
+    fn reload_keys(&mut self) {
+        match summary::Keys::load(&self.conn) {
+            Ok(k) => self.keys = k,
+            Err(e) => {
+                tracing::warn!(target: "tracelink_collector", error = %e, "reading operation keys failed")
+            }
+        }
+    }
+
     /// Whether the pages in use exceed the retention's bytes (read from the database header:
     /// cheap enough for every transaction).
     fn over_bytes(&self) -> bool {
@@ -544,7 +673,13 @@ impl Writer {
 
     /// Applies `r` and counts what it deleted.
     fn retain(&mut self, r: Retention) -> rusqlite::Result<usize> {
-        let deleted = apply_retention(&self.conn, r, self.count)?;
+        let deleted = match apply_retention(&self.conn, &mut self.keys, r, self.count) {
+            Ok(d) => d,
+            Err(e) => {
+                self.reload_keys();
+                return Err(e);
+            }
+        };
         self.count = self.count.saturating_sub(deleted.total() as u64);
         stats::add(&self.counters.deleted_by_age, deleted.age as u64);
         stats::add(&self.counters.deleted_by_count, deleted.count as u64);
@@ -586,7 +721,12 @@ impl Deleted {
 /// Deletes items older than the retention's days, then the oldest beyond its count, then the
 /// oldest while the pages in use exceed its bytes, and brings the rows of the operations they
 /// belonged to up to date: all in one transaction. `count` is how many items there are.
-fn apply_retention(conn: &Connection, r: Retention, count: u64) -> rusqlite::Result<Deleted> {
+fn apply_retention(
+    conn: &Connection,
+    keys: &mut summary::Keys,
+    r: Retention,
+    count: u64,
+) -> rusqlite::Result<Deleted> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -594,16 +734,19 @@ fn apply_retention(conn: &Connection, r: Retention, count: u64) -> rusqlite::Res
     // Immediate: the write lock is taken (waiting through the busy timeout) before the
     // snapshot the affected operations are read from.
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let mut touched: Vec<String> = Vec::new();
-    // The index is named: left to itself, the planner answers `DISTINCT operation_id` with a
-    // scan of the whole `items_operation` index, whatever the filter.
+    // How many items each operation loses.
+    let mut touched: HashMap<String, i64> = HashMap::new();
+    // The index is named: left to itself, the planner may read the items to delete through
+    // another index, whatever the filter.
     let mut delete = |index: &str, filter: &str, value: i64| -> rusqlite::Result<usize> {
         let ids = format!(
-            "SELECT DISTINCT operation_id FROM items {index} WHERE {filter} AND operation_id IS NOT NULL"
+            "SELECT operation_id, COUNT(*) FROM items {index}
+             WHERE {filter} AND operation_id IS NOT NULL GROUP BY operation_id"
         );
         let mut stmt = tx.prepare_cached(&ids)?;
-        for id in stmt.query_map([value], |row| row.get(0))? {
-            touched.push(id?);
+        for counted in stmt.query_map([value], |row| Ok((row.get(0)?, row.get(1)?)))? {
+            let (id, n): (String, i64) = counted?;
+            *touched.entry(id).or_default() += n;
         }
         tx.prepare_cached(&format!("DELETE FROM items {index} WHERE {filter}"))?
             .execute([value])
@@ -644,9 +787,8 @@ fn apply_retention(conn: &Connection, r: Retention, count: u64) -> rusqlite::Res
     if deleted.total() == 0 {
         return Ok(deleted);
     }
-    touched.sort_unstable();
-    touched.dedup();
-    summary::refresh(&tx, &touched)?;
+    summary::remove(&tx, keys, &touched)?;
+    search::prune(&tx)?;
     // Bodies older than the oldest item that points into one are no longer needed.
     tx.execute(
         "DELETE FROM batches WHERE id < COALESCE(
@@ -706,5 +848,131 @@ mod tests {
             "|ffff651916cd43dd8448eb211c80319c.533cff2d8cc34f77."
         );
         assert_eq!(normalize_id("|legacy.1.2_", None), "|legacy.1.2_");
+    }
+
+    fn row(op: &str, ts_ms: i64, name: &str) -> Row {
+        Row {
+            timestamp: format!("t{ts_ms:013}"),
+            ts_ms,
+            item_type: "request".into(),
+            name: Some(name.into()),
+            id: Some(format!("{op}-{ts_ms}")),
+            operation_id: Some(op.into()),
+            raw: Raw::Text("{}".into()),
+            ..Row::default()
+        }
+    }
+
+    /// An operation whose items are far apart in sequence (in different blocks of `op` keys)
+    /// is found whole; its row follows inserts and a retention that deletes part of it, and
+    /// equals what a rebuild from the items gives.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operations_across_key_blocks() {
+        let path =
+            std::env::temp_dir().join(format!("tracelink-store-blocks-{}.db", std::process::id()));
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let store = Store::open(&path, Retention::default()).unwrap();
+        store
+            .insert(vec![row("far", now, "first")], None)
+            .await
+            .unwrap();
+        let filler = 1 << OP_BLOCK_BITS;
+        for chunk in 0..4 {
+            let rows = (0..filler / 4)
+                .map(|i| row(&format!("op{chunk}-{}", i / 5), now + 1, "x"))
+                .collect();
+            store.insert(rows, None).await.unwrap();
+        }
+        store
+            .insert(vec![row("far", now + 2, "second")], None)
+            .await
+            .unwrap();
+        let tree = store.operation("far").await.unwrap().unwrap();
+        assert_eq!(tree.items.len(), 2);
+        let seqs: Vec<i64> = tree.items.iter().map(|i| i.seq).collect();
+        assert_ne!(
+            seqs[0] >> OP_BLOCK_BITS,
+            seqs[1] >> OP_BLOCK_BITS,
+            "{seqs:?}"
+        );
+        type Op = (
+            String,
+            i64,
+            f64,
+            String,
+            bool,
+            i64,
+            i64,
+            i64,
+            Option<String>,
+            String,
+        );
+        let summary = |store: Store| async move {
+            store
+                .read(|c| {
+                    c.prepare(
+                        "SELECT operation_id, start_ms, end_ms, roles, failed, items, root_rank,
+                                root_ts, root_name, start
+                         FROM operations ORDER BY operation_id",
+                    )?
+                    .query_map([], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                            r.get(8)?,
+                            r.get(9)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<Op>>>()
+                })
+                .await
+                .unwrap()
+        };
+        let far = |ops: &[Op]| {
+            ops.iter()
+                .find(|o| o.0 == "far")
+                .map(|o| (o.5, o.8.clone()))
+        };
+        let ops = summary(store.clone()).await;
+        assert_eq!(far(&ops), Some((2, Some("first".into()))));
+        // The oldest items go, the first of "far" with them: its row is recomputed.
+        let left = 1 + filler as u64 / 2;
+        store
+            .enforce_retention(Retention::default().items(left))
+            .await
+            .unwrap();
+        let ops = summary(store.clone()).await;
+        assert_eq!(far(&ops), Some((1, Some("second".into()))));
+        assert_eq!(ops.iter().map(|o| o.5).sum::<i64>(), left as i64);
+        store.close().await;
+        // The same rows as a rebuild from the items.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("DELETE FROM operations_state", []).unwrap();
+        drop(conn);
+        let reopened = Store::open(&path, Retention::default()).unwrap();
+        assert_eq!(summary(reopened.clone()).await, ops);
+        // And new items of a known operation are merged into its row.
+        reopened
+            .insert(vec![row("far", now + 3, "third")], None)
+            .await
+            .unwrap();
+        let ops = summary(reopened.clone()).await;
+        assert_eq!(far(&ops).map(|o| o.0), Some(2));
+        reopened.close().await;
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use tracelink_core::model::{OtherData, Telemetry, TelemetryData, tags};
+use tracelink_core::model::{OtherData, SeverityLevel, Telemetry, TelemetryData, tags};
 use tracelink_core::wire_time;
 
 /// The columns of one item.
@@ -28,6 +28,11 @@ pub(crate) struct Row {
     pub(crate) url: Option<String>,
     pub(crate) legacy_root: Option<String>,
     pub(crate) raw: Raw,
+    /// What search finds the item by beyond its name and URL: the rest of a message longer
+    /// than the name keeps, an exception's chain, and the property values (by key).
+    pub(crate) search_text: String,
+    /// The severity of a trace or exception, as sent.
+    pub(crate) severity: Option<SeverityLevel>,
 }
 
 /// Where an item's envelope, as received, is kept.
@@ -43,6 +48,26 @@ pub(crate) enum Raw {
 impl Default for Raw {
     fn default() -> Self {
         Raw::Text(String::new())
+    }
+}
+
+/// Property values, joined by newlines (in key order, as the caller gives them).
+pub(crate) fn property_text<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for v in values.filter(|v| !v.is_empty()) {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(v);
+    }
+    out
+}
+
+fn prepend(text: &mut String, first: &str) {
+    if text.is_empty() {
+        first.clone_into(text);
+    } else {
+        *text = format!("{first}\n{text}");
     }
 }
 
@@ -72,6 +97,7 @@ impl Row {
                 .get(tracelink_core::LEGACY_ROOT_ID_PROPERTY)
                 .cloned(),
             raw,
+            search_text: property_text(t.properties.values().map(String::as_str)),
             ..Row::default()
         };
         let ms = |d: Duration| Some(d.as_secs_f64() * 1000.0);
@@ -101,6 +127,10 @@ impl Row {
                 row.item_type = "trace".into();
                 row.name = Some(m.message.chars().take(300).collect());
                 row.result_code = m.severity.map(|s| s.as_str().to_owned());
+                row.severity = m.severity;
+                if row.name.as_ref().is_some_and(|n| n.len() < m.message.len()) {
+                    prepend(&mut row.search_text, &m.message);
+                }
             }
             TelemetryData::Exception(e) => {
                 row.item_type = "exception".into();
@@ -111,6 +141,13 @@ impl Row {
                         .collect()
                 });
                 row.success = Some(false);
+                row.severity = e.severity;
+                let chain: Vec<&str> = e
+                    .exceptions
+                    .iter()
+                    .flat_map(|d| [d.type_name.as_str(), d.message.as_str()])
+                    .collect();
+                prepend(&mut row.search_text, &chain.join("\n"));
             }
             TelemetryData::Event(e) => {
                 row.item_type = "customEvent".into();

@@ -10,12 +10,21 @@
 //! timestamp. The writer merges the items of a transaction per operation and writes each
 //! operation's row once.
 //!
+//! Rows are keyed by a number given in the order operations are first seen (`key`), not by
+//! their random ids: a new operation's row is appended, and retention, which deletes the
+//! oldest operations, deletes from the front of the table. The writer finds an operation's
+//! row through [`Keys`], a map in memory from a hash of the id to the key (checked against
+//! the row's id), loaded on open: no index of random ids is written at all. Readers list
+//! operations through the start-time indexes, and find an operation's items through the
+//! items' own index (see `op_key` in the parent module).
+//!
 //! `operations_state` holds the sequence number of the newest item the rows account for. On
 //! open, rows that do not account for the items (their count differs, or a newer item is
 //! there) are rebuilt from the items: another program may have written or deleted items
 //! without keeping the rows, a collector older than the table for one.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -26,13 +35,15 @@ use super::row::Row;
 pub(crate) const ROLE_SEP: char = '\u{1f}';
 
 /// The version of the rules the rows are computed by (`PRAGMA user_version`): 1, page views
-/// rank as roots like requests.
-const RULES_VERSION: i64 = 1;
+/// rank as roots like requests; 2, rows keyed by `key` instead of the operation id (the
+/// table is made again).
+const RULES_VERSION: i64 = 2;
 
 /// The table and its indexes.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS operations (
-    operation_id TEXT PRIMARY KEY,
+    key          INTEGER PRIMARY KEY,
+    operation_id TEXT NOT NULL,
     start_ms     INTEGER NOT NULL,
     end_ms       REAL NOT NULL,
     roles        TEXT NOT NULL,
@@ -51,33 +62,152 @@ CREATE TABLE IF NOT EXISTS operations_state (
 );
 ";
 
-/// Writes one operation's row as merged in [`add_batch`].
-const UPSERT: &str = "
-INSERT INTO operations (operation_id, start_ms, end_ms, roles, failed, items, root_rank, root_ts, root_name, start)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-ON CONFLICT(operation_id) DO UPDATE SET
-    start_ms = excluded.start_ms, end_ms = excluded.end_ms, roles = excluded.roles,
-    failed = excluded.failed, items = excluded.items, root_rank = excluded.root_rank,
-    root_ts = excluded.root_ts, root_name = excluded.root_name, start = excluded.start";
+/// Writes one operation's row.
+const WRITE: &str = "
+INSERT OR REPLACE INTO operations (key, operation_id, start_ms, end_ms, roles, failed, items, root_rank, root_ts, root_name, start)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
-/// The rows of operations, computed from their items (`{where}`: which operations).
-const SUMMARIZE: &str = "
-INSERT OR REPLACE INTO operations (operation_id, start_ms, end_ms, roles, failed, items, root_rank, root_ts, root_name, start)
-SELECT g.operation_id, MIN(g.ts_ms), MAX(g.ts_ms + COALESCE(g.duration_ms, 0)),
-       char(31) || COALESCE((SELECT group_concat(role, char(31)) FROM
-           (SELECT DISTINCT r.cloud_role AS role FROM items r
-              WHERE r.operation_id = g.operation_id AND r.cloud_role IS NOT NULL)), '')
-         || char(31),
-       COALESCE(SUM(g.success = 0) > 0, 0), COUNT(*),
-       (SELECT (r.item_type NOT IN ('request', 'pageView')) * 2 + (r.parent_id IS NOT NULL) AS rank FROM items r
-          WHERE r.operation_id = g.operation_id ORDER BY rank, r.ts_ms, r.seq LIMIT 1),
-       (SELECT r.ts_ms FROM items r WHERE r.operation_id = g.operation_id
-          ORDER BY (r.item_type NOT IN ('request', 'pageView')) * 2 + (r.parent_id IS NOT NULL), r.ts_ms, r.seq LIMIT 1),
-       (SELECT r.name FROM items r WHERE r.operation_id = g.operation_id
-          ORDER BY (r.item_type NOT IN ('request', 'pageView')) * 2 + (r.parent_id IS NOT NULL), r.ts_ms, r.seq LIMIT 1),
-       (SELECT r.timestamp FROM items r WHERE r.operation_id = g.operation_id
-          ORDER BY r.ts_ms, r.seq LIMIT 1)
-FROM items g WHERE g.operation_id IS NOT NULL {where} GROUP BY g.operation_id";
+/// Where each operation's row is, for the writer: the row's `key` by a hash of the operation
+/// id (keyed at random per process, so that no sender can make ids collide on purpose), and
+/// the keys of the ids whose hash another id had first (practically never any). A key found
+/// here is checked against the row's `operation_id`; a map that disagrees with the table
+/// (after a failed transaction) is [loaded](Keys::load) again.
+pub(super) struct Keys {
+    by_hash: HashMap<u64, i64>,
+    collided: HashMap<String, i64>,
+    hasher: RandomState,
+    next: i64,
+}
+
+impl Keys {
+    /// The keys of the rows in the table.
+    pub(super) fn load(conn: &Connection) -> rusqlite::Result<Self> {
+        let mut keys = Keys {
+            by_hash: HashMap::new(),
+            collided: HashMap::new(),
+            hasher: RandomState::new(),
+            next: 1,
+        };
+        let mut stmt = conn.prepare("SELECT key, operation_id FROM operations")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: i64 = r.get(0)?;
+            let id: String = r.get(1)?;
+            keys.insert(&id, key);
+            keys.next = keys.next.max(key.saturating_add(1));
+        }
+        Ok(keys)
+    }
+
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// The key the row of `id` may have (to be checked against the row).
+    fn find(&self, id: &str) -> Option<i64> {
+        if !self.collided.is_empty()
+            && let Some(k) = self.collided.get(id)
+        {
+            return Some(*k);
+        }
+        self.by_hash.get(&self.hash(id)).copied()
+    }
+
+    /// Records that the row of `id` has `key`; a hash that another id has is kept apart.
+    fn insert(&mut self, id: &str, key: i64) {
+        let h = self.hash(id);
+        match self.by_hash.get(&h) {
+            Some(k) if *k != key => {
+                self.collided.insert(id.to_owned(), key);
+            }
+            _ => {
+                self.by_hash.insert(h, key);
+            }
+        }
+    }
+
+    /// Records that the row of `id` (with `key`) is gone.
+    fn remove(&mut self, id: &str, key: i64) {
+        if self.collided.remove(id).is_some() {
+            return;
+        }
+        let h = self.hash(id);
+        if self.by_hash.get(&h) == Some(&key) {
+            self.by_hash.remove(&h);
+        }
+    }
+
+    /// A key for a new row.
+    fn take_next(&mut self) -> i64 {
+        let k = self.next;
+        self.next += 1;
+        k
+    }
+}
+
+/// The row of `id`, with its key, when there is one (found through `keys`).
+fn stored(conn: &Connection, keys: &Keys, id: &str) -> rusqlite::Result<Option<(i64, Summary)>> {
+    let Some(key) = keys.find(id) else {
+        return Ok(None);
+    };
+    let mut read = conn.prepare_cached(
+        "SELECT operation_id, start_ms, end_ms, roles, failed, items, root_rank, root_ts, root_name, start
+         FROM operations WHERE key = ?1",
+    )?;
+    let row = read
+        .query_row([key], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Summary {
+                    start_ms: r.get(1)?,
+                    end_ms: r.get(2)?,
+                    roles: r.get(3)?,
+                    failed: r.get(4)?,
+                    items: r.get(5)?,
+                    root_rank: r.get(6)?,
+                    root_ts: r.get(7)?,
+                    root_name: r.get(8)?,
+                    start: r.get(9)?,
+                },
+            ))
+        })
+        .optional()?;
+    Ok(row
+        .filter(|(stored, _)| stored == id)
+        .map(|(_, s)| (key, s)))
+}
+
+/// Writes the row of `id`: under `key` when it has one, else under a new key.
+fn write(
+    conn: &Connection,
+    keys: &mut Keys,
+    id: &str,
+    key: Option<i64>,
+    s: &Summary,
+) -> rusqlite::Result<()> {
+    let key = match key {
+        Some(k) => k,
+        None => {
+            let k = keys.take_next();
+            keys.insert(id, k);
+            k
+        }
+    };
+    conn.prepare_cached(WRITE)?.execute(params![
+        key,
+        id,
+        s.start_ms,
+        s.end_ms,
+        s.roles,
+        s.failed,
+        s.items,
+        s.root_rank,
+        s.root_ts,
+        s.root_name,
+        s.start
+    ])?;
+    Ok(())
+}
 
 /// How an item ranks as its operation's root, lowest first: a request or page view without
 /// a parent, a request or page view with one, any other item without a parent, any other.
@@ -151,125 +281,133 @@ impl Summary {
 }
 
 /// Adds written items to their operations' rows (inside the writer's transaction): merged
-/// per operation first, then one read and one write per operation.
+/// per operation first, then one read (for operations seen before) and one write per
+/// operation.
 pub(super) fn add_batch<'a>(
     conn: &Connection,
+    keys: &mut Keys,
     rows: impl Iterator<Item = &'a Row>,
 ) -> rusqlite::Result<()> {
-    let mut merged: HashMap<&str, Summary> = HashMap::new();
+    let mut merged: Vec<(&str, Summary)> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
     for r in rows {
         let Some(op) = r.operation_id.as_deref() else {
             continue;
         };
-        match merged.get_mut(op) {
-            Some(s) => s.merge(Summary::of(r)),
+        match at.get(op) {
+            Some(&i) => merged[i].1.merge(Summary::of(r)),
             None => {
-                merged.insert(op, Summary::of(r));
+                at.insert(op, merged.len());
+                merged.push((op, Summary::of(r)));
             }
         }
     }
-    let mut read = conn.prepare_cached(
-        "SELECT start_ms, end_ms, roles, failed, items, root_rank, root_ts, root_name, start
-         FROM operations WHERE operation_id = ?1",
-    )?;
-    let mut write = conn.prepare_cached(UPSERT)?;
+    // New operations get keys in the order their first items came.
     for (op, batch) in merged {
-        let stored = read
-            .query_row([op], |r| {
-                Ok(Summary {
-                    start_ms: r.get(0)?,
-                    end_ms: r.get(1)?,
-                    roles: r.get(2)?,
-                    failed: r.get(3)?,
-                    items: r.get(4)?,
-                    root_rank: r.get(5)?,
-                    root_ts: r.get(6)?,
-                    root_name: r.get(7)?,
-                    start: r.get(8)?,
-                })
-            })
-            .optional()?;
-        let s = match stored {
-            Some(mut s) => {
+        match stored(conn, keys, op)? {
+            Some((key, mut s)) => {
                 s.merge(batch);
-                s
+                write(conn, keys, op, Some(key), &s)?;
             }
-            None => batch,
-        };
-        write.execute(params![
-            op,
-            s.start_ms,
-            s.end_ms,
-            s.roles,
-            s.failed,
-            s.items,
-            s.root_rank,
-            s.root_ts,
-            s.root_name,
-            s.start
-        ])?;
+            None => write(conn, keys, op, None, &batch)?,
+        }
     }
     Ok(())
+}
+
+/// Takes deleted items off their operations' rows (inside the retention's transaction):
+/// `deleted` holds each operation's number of deleted items. A row left with no items is
+/// deleted; the rows of operations that keep some items are recomputed ([`refresh`]).
+/// Retention deletes the oldest items, so most operations lose all their items at once and
+/// cost one write instead of a read of their remaining items.
+pub(super) fn remove(
+    conn: &Connection,
+    keys: &mut Keys,
+    deleted: &HashMap<String, i64>,
+) -> rusqlite::Result<()> {
+    let mut take = conn.prepare_cached(
+        "UPDATE operations SET items = items - ?2 WHERE key = ?1 AND operation_id = ?3
+         RETURNING items",
+    )?;
+    let mut delete = conn.prepare_cached("DELETE FROM operations WHERE key = ?1")?;
+    let mut partly: Vec<&str> = Vec::new();
+    for (id, n) in deleted {
+        let left: Option<(i64, i64)> = match keys.find(id) {
+            Some(key) => take
+                .query_row(params![key, n, id], |r| Ok((key, r.get(0)?)))
+                .optional()?,
+            None => None,
+        };
+        match left {
+            Some((key, left)) if left <= 0 => {
+                delete.execute([key])?;
+                keys.remove(id, key);
+            }
+            _ => partly.push(id),
+        }
+    }
+    partly.sort_unstable();
+    refresh(conn, keys, &partly)
 }
 
 /// Recomputes the rows of these operations from their items, after some were deleted; an
 /// operation with no items left loses its row. One indexed read of each operation's items,
 /// merged as [`add_batch`] merges them (in sequence order, so ties go to the earlier item, as
 /// in a rebuild).
-pub(super) fn refresh(conn: &Connection, ids: &[String]) -> rusqlite::Result<()> {
-    let mut delete = conn.prepare_cached("DELETE FROM operations WHERE operation_id = ?1")?;
-    let mut items = conn.prepare_cached(
+fn refresh(conn: &Connection, keys: &mut Keys, ids: &[&str]) -> rusqlite::Result<()> {
+    let mut items = conn.prepare_cached(&format!(
         "SELECT item_type, parent_id IS NOT NULL, ts_ms, duration_ms, cloud_role, success, name,
                 timestamp
-         FROM items WHERE operation_id = ?1 ORDER BY seq",
-    )?;
-    let mut write = conn.prepare_cached(UPSERT)?;
-    for id in ids {
-        delete.execute([id])?;
+         FROM items WHERE {} AND operation_id = ?1 ORDER BY seq",
+        super::op_match("?2")
+    ))?;
+    let mut delete = conn.prepare_cached("DELETE FROM operations WHERE key = ?1")?;
+    for &id in ids {
+        let key = stored(conn, keys, id)?.map(|(k, _)| k);
         let mut merged: Option<Summary> = None;
-        let mut rows = items.query([id])?;
+        let mut rows = items.query(params![id, super::op_low(id)])?;
         while let Some(r) = rows.next()? {
-            let item_type: String = r.get(0)?;
-            let has_parent: bool = r.get(1)?;
-            let role: Option<String> = r.get(4)?;
-            let ts_ms: i64 = r.get(2)?;
-            let mut roles = String::from(ROLE_SEP);
-            if let Some(role) = role {
-                roles.push_str(&role);
-                roles.push(ROLE_SEP);
-            }
-            let s = Summary {
-                start_ms: ts_ms,
-                end_ms: ts_ms as f64 + r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
-                roles,
-                failed: r.get::<_, Option<bool>>(5)? == Some(false),
-                items: 1,
-                root_rank: rank_of(&item_type, has_parent),
-                root_ts: ts_ms,
-                root_name: r.get(6)?,
-                start: r.get(7)?,
-            };
+            let s = summary_of_columns(r)?;
             match &mut merged {
                 Some(m) => m.merge(s),
                 None => merged = Some(s),
             }
         }
-        if let Some(s) = merged {
-            write.execute(params![
-                id,
-                s.start_ms,
-                s.end_ms,
-                s.roles,
-                s.failed,
-                s.items,
-                s.root_rank,
-                s.root_ts,
-                s.root_name,
-                s.start
-            ])?;
+        match (merged, key) {
+            (Some(s), key) => write(conn, keys, id, key, &s)?,
+            (None, Some(key)) => {
+                delete.execute([key])?;
+                keys.remove(id, key);
+            }
+            (None, None) => {}
         }
     }
     Ok(())
+}
+
+/// One item's summary from the columns `item_type, parent_id IS NOT NULL, ts_ms,
+/// duration_ms, cloud_role, success, name, timestamp`.
+fn summary_of_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
+    let item_type: String = r.get(0)?;
+    let has_parent: bool = r.get(1)?;
+    let role: Option<String> = r.get(4)?;
+    let ts_ms: i64 = r.get(2)?;
+    let mut roles = String::from(ROLE_SEP);
+    if let Some(role) = role {
+        roles.push_str(&role);
+        roles.push(ROLE_SEP);
+    }
+    Ok(Summary {
+        start_ms: ts_ms,
+        end_ms: ts_ms as f64 + r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+        roles,
+        failed: r.get::<_, Option<bool>>(5)? == Some(false),
+        items: 1,
+        root_rank: rank_of(&item_type, has_parent),
+        root_ts: ts_ms,
+        root_name: r.get(6)?,
+        start: r.get(7)?,
+    })
 }
 
 /// Records that the rows account for every item written so far (in the transaction that
@@ -287,11 +425,13 @@ pub(super) fn mark_current(conn: &Connection) -> rusqlite::Result<()> {
 /// they were last brought up to date with, and they count as many items as there are.
 /// Returns whether it rebuilt.
 pub(super) fn rebuild_if_stale(conn: &Connection) -> rusqlite::Result<bool> {
-    // Rows written under an older ranking rule are rebuilt once.
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < RULES_VERSION {
+        // Rows written under an older rule, or keyed by the operation id, are made again.
         let tx =
             rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch("DROP TABLE IF EXISTS operations;")?;
+        tx.execute_batch(SCHEMA)?;
         tx.execute("DELETE FROM operations_state", [])?;
         tx.execute_batch(&format!("PRAGMA user_version = {RULES_VERSION}"))?;
         tx.commit()?;
@@ -309,8 +449,35 @@ pub(super) fn rebuild_if_stale(conn: &Connection) -> rusqlite::Result<bool> {
     if is_current(&tx)? {
         return Ok(false);
     }
+    super::fill_operation_hashes(&tx)?;
     tx.execute("DELETE FROM operations", [])?;
-    tx.execute(&SUMMARIZE.replace("{where}", ""), [])?;
+    // Every item in sequence order, merged per operation as the writer merges them.
+    let mut merged: Vec<(String, Summary)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT item_type, parent_id IS NOT NULL, ts_ms, duration_ms, cloud_role, success,
+                    name, timestamp, operation_id
+             FROM items WHERE operation_id IS NOT NULL ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let s = summary_of_columns(r)?;
+            let id: String = r.get(8)?;
+            match at.get(&id) {
+                Some(&i) => merged[i].1.merge(s),
+                None => {
+                    at.insert(id.clone(), merged.len());
+                    merged.push((id, s));
+                }
+            }
+        }
+    }
+    drop(at);
+    let mut keys = Keys::load(&tx)?;
+    for (id, s) in &merged {
+        write(&tx, &mut keys, id, None, s)?;
+    }
     mark_current(&tx)?;
     tx.commit()?;
     Ok(true)
@@ -331,4 +498,47 @@ fn is_current(conn: &Connection) -> rusqlite::Result<bool> {
             && number("SELECT COALESCE(SUM(items), 0) FROM operations")?
                 == number("SELECT COUNT(*) FROM items WHERE operation_id IS NOT NULL")?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(op: &str, ts_ms: i64) -> Row {
+        Row {
+            timestamp: format!("t{ts_ms}"),
+            ts_ms,
+            item_type: "request".into(),
+            operation_id: Some(op.into()),
+            ..Row::default()
+        }
+    }
+
+    /// Two ids whose hashes meet keep rows of their own: a key found by hash is checked
+    /// against the row's id.
+    #[test]
+    fn ids_that_share_a_hash_keep_their_own_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let mut keys = Keys::load(&conn).unwrap();
+        add_batch(&conn, &mut keys, [row("a", 1)].iter()).unwrap();
+        let a = keys.find("a").unwrap();
+        // Make "b" look like "a" to the map, as a collision would.
+        let hb = keys.hash("b");
+        keys.by_hash.insert(hb, a);
+        add_batch(&conn, &mut keys, [row("b", 2), row("a", 3)].iter()).unwrap();
+        add_batch(&conn, &mut keys, [row("b", 4)].iter()).unwrap();
+        let rows: Vec<(String, i64)> = conn
+            .prepare("SELECT operation_id, items FROM operations ORDER BY operation_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [("a".to_owned(), 2), ("b".to_owned(), 2)]);
+        assert_ne!(keys.find("b"), Some(a));
+        keys.remove("b", keys.find("b").unwrap());
+        assert!(keys.collided.is_empty());
+        assert_eq!(keys.find("a"), Some(a));
+    }
 }

@@ -1,5 +1,5 @@
-//! The web view, served by the collector: server-rendered HTML with inline SVG, no script and
-//! nothing fetched from elsewhere, so it works offline. Every value from telemetry is escaped.
+//! The web view, served by the collector: server-rendered HTML with inline SVG, no script
+//! (but the small inline ones of the Live and Logs pages) and nothing fetched from elsewhere, so it works offline. Every value from telemetry is escaped.
 //!
 //! - `/`: recent operations (root name, roles, duration, status), filtered by role, failure and
 //!   time, 50 per page;
@@ -8,8 +8,15 @@
 //!   details (CSS `:target`); orphans in their own section;
 //! - `/map`: the application map: roles and external targets, dependency calls with count,
 //!   failure rate and mean duration;
-//! - `/users` and `/sessions/{id}`: unique users and sessions per hour and day, top operations by
-//!   users, and one session's timeline.
+//! - the usage tools (`usage` and `paths` modules): `/users`, `/sessions` and
+//!   `/sessions/{id}`, `/events`, `/funnels`, `/retention`, `/flows`, `/cohorts`, each with
+//!   its JSON API under `/api/usage/`;
+//! - `/metrics`: metrics as time series by name, split by a dimension (`metrics` module);
+//!   every chart is drawn by the `chart` module.
+//! - `/search` and `/logs`: items by words and filters, and traces and exceptions as they
+//!   arrive (the `search` module, with `GET /api/search`);
+//! - `/live`: Live Metrics, updated every second by an inline script (see
+//!   the `live` module).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -23,6 +30,13 @@ use axum::routing::get;
 use crate::error::{StoreError, chain};
 use crate::query::{Item, Node, OperationFilter, operation_filter};
 use crate::store::Store;
+
+mod chart;
+mod live;
+mod metrics;
+mod paths;
+mod search;
+mod usage;
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -58,8 +72,11 @@ pub(crate) fn routes() -> Router<Store> {
         .route("/", get(operations_page))
         .route("/operations/{id}", get(transaction_page))
         .route("/map", get(map_page))
-        .route("/users", get(users_page))
-        .route("/sessions/{id}", get(session_page))
+        .route("/live", get(live::live_page))
+        .merge(search::routes())
+        .merge(usage::routes())
+        .merge(paths::routes())
+        .merge(metrics::routes())
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -70,7 +87,7 @@ tr.failed td,.failed{color:#b00}.bar.failed{stroke:#b00;stroke-width:2}.detail{d
 fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head>\
-         <body><nav><a href=\"/\">Operations</a><a href=\"/map\">Application map</a><a href=\"/users\">Users and sessions</a></nav>\
+         <body><nav><a href=\"/\">Operations</a><a href=\"/map\">Application map</a><a href=\"/search\">Search</a><a href=\"/logs\">Logs</a><a href=\"/users\">Usage</a><a href=\"/metrics\">Metrics</a><a href=\"/live\">Live metrics</a></nav>\
          <h1>{t}</h1>{body}</body></html>",
         t = escape(title)
     ))
@@ -472,82 +489,4 @@ async fn map_page(State(store): State<Store>) -> Response {
     }
     body.push_str("</table>");
     page("Application map", &body).into_response()
-}
-
-async fn users_page(State(store): State<Store>) -> Response {
-    let u = match store.usage().await {
-        Ok(u) => u,
-        Err(e) => return server_error(e),
-    };
-    let mut body = format!(
-        "<p><span id=\"unique-users\">{}</span> unique users, <span id=\"unique-sessions\">{}</span> sessions.</p>",
-        u.users, u.sessions
-    );
-    for (title, id, rows) in [
-        ("Per hour", "per-hour", &u.hours),
-        ("Per day", "per-day", &u.days),
-    ] {
-        let _ = write!(
-            body,
-            "<h2>{title}</h2><table id=\"{id}\"><tr><th>time</th><th>users</th><th>sessions</th></tr>"
-        );
-        for b in rows.iter() {
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&b.hour),
-                b.users,
-                b.sessions
-            );
-        }
-        body.push_str("</table>");
-    }
-    body.push_str("<h2>Top operations by users</h2><table id=\"top-operations\"><tr><th>operation</th><th>users</th></tr>");
-    for (name, users) in &u.top_operations {
-        let _ = write!(body, "<tr><td>{}</td><td>{users}</td></tr>", escape(name));
-    }
-    body.push_str("</table><h2>Recent sessions</h2><table id=\"sessions\"><tr><th>session</th><th>user</th><th>items</th><th>first seen</th></tr>");
-    for (s, user, n, first) in &u.sessions_list {
-        let _ = write!(
-            body,
-            "<tr><td><a href=\"/sessions/{}\">{}</a></td><td>{}</td><td>{n}</td><td>{}</td></tr>",
-            url_segment(s),
-            escape(s),
-            escape(user.as_deref().unwrap_or("")),
-            escape(first)
-        );
-    }
-    body.push_str("</table>");
-    page("Users and sessions", &body).into_response()
-}
-
-async fn session_page(State(store): State<Store>, Path(id): Path<String>) -> Response {
-    let items = match store.session_items(&id).await {
-        Ok(i) => i,
-        Err(e) => return server_error(e),
-    };
-    let mut body = String::from(
-        "<table id=\"session\"><tr><th>time</th><th>type</th><th>name</th><th>role</th><th>result</th><th>operation</th></tr>",
-    );
-    for i in &items {
-        let op = i.operation_id.as_deref().unwrap_or("");
-        let _ = write!(
-            body,
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/operations/{}\">{}</a></td></tr>",
-            if i.success == Some(false) {
-                "failed"
-            } else {
-                "ok"
-            },
-            escape(&i.timestamp),
-            escape(&i.item_type),
-            escape(i.name.as_deref().unwrap_or("")),
-            escape(i.cloud_role.as_deref().unwrap_or("")),
-            escape(i.result_code.as_deref().unwrap_or("")),
-            url_segment(op),
-            escape(op)
-        );
-    }
-    body.push_str("</table>");
-    page(&format!("Session {id}"), &body).into_response()
 }
