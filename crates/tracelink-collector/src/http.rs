@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::access::{self, Access, Guard};
 use crate::error::chain;
@@ -57,9 +57,9 @@ pub(crate) fn routes(store: Store, max_body: usize, access: Access) -> Router {
     let mut router = Router::new()
         .route("/v2/track", post(track))
         .route("/v2.1/track", post(track))
-        .route("/v1/traces", post(otlp_traces))
-        .route("/v1/logs", post(otlp_logs))
-        .route("/v1/metrics", post(otlp_metrics))
+        .route("/v1/traces", otlp_post(Signal::Traces))
+        .route("/v1/logs", otlp_post(Signal::Logs))
+        .route("/v1/metrics", otlp_post(Signal::Metrics))
         .route("/api/operations", get(api_operations))
         .route("/api/operations/{id}", get(api_operation))
         .route("/api/items", get(api_items))
@@ -177,28 +177,15 @@ async fn track(
     (status, Json(response)).into_response()
 }
 
-async fn otlp_traces(
-    ext: axum::Extension<App>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    otlp_export(ext, Signal::Traces, headers, body).await
-}
-
-async fn otlp_logs(
-    ext: axum::Extension<App>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    otlp_export(ext, Signal::Logs, headers, body).await
-}
-
-async fn otlp_metrics(
-    ext: axum::Extension<App>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    otlp_export(ext, Signal::Metrics, headers, body).await
+/// `POST` of one OTLP signal's path.
+fn otlp_post<S: Clone + Send + Sync + 'static>(signal: Signal) -> MethodRouter<S> {
+    post(
+        move |ext: axum::Extension<App>,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| {
+            otlp_export(ext, signal, headers, body)
+        },
+    )
 }
 
 fn otlp_error(encoding: Encoding, status: StatusCode, code: i32, message: String) -> Response {

@@ -39,11 +39,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{Gauge, Sum, metric, number_data_point};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use prost::Message;
-use tracelink_core::model::{DataPoint, Metric, Telemetry, links_json, tags};
+use tracelink_core::model::{Telemetry, links_json, tags};
+use tracelink_core::resource::{MetricPoint, metric_item, resource_tags};
 
 use crate::semconv::{self, Attributes, Kind, SpanView, Value};
 
@@ -276,46 +277,13 @@ fn time(nanos: u64) -> Option<SystemTime> {
 struct ResourceTags(Vec<(&'static str, String)>);
 
 impl ResourceTags {
+    /// Role, instance and version as [`tracelink_core::resource::resource_tags`] maps them
+    /// (shared with the OpenTelemetry bridge), then the SDK that sent the data.
     fn of(resource: Option<&Resource>) -> Self {
         let attrs = Attrs(resource.map_or(&[][..], |r| &r.attributes));
-        let get = |k: &str| {
-            attrs
-                .get(k)
-                .map(|v| v.text().into_owned())
-                .filter(|s| !s.is_empty())
-        };
-        let mut out = Vec::new();
-        // The SDKs' default `unknown_service…` names nothing: a Kubernetes workload name
-        // stands in then, as in the Azure Monitor exporters.
-        let service = get("service.name").filter(|n| !n.starts_with("unknown_service"));
-        let role = match service {
-            Some(name) => Some(match get("service.namespace") {
-                Some(ns) => format!("{ns}.{name}"),
-                None => name,
-            }),
-            None => [
-                "k8s.deployment.name",
-                "k8s.replicaset.name",
-                "k8s.statefulset.name",
-                "k8s.job.name",
-                "k8s.cronjob.name",
-                "k8s.daemonset.name",
-            ]
-            .into_iter()
-            .find_map(get),
-        };
-        if let Some(role) = role {
-            out.push((tags::CLOUD_ROLE, role));
-        }
-        let instance = get("k8s.pod.name")
-            .or_else(|| get("service.instance.id"))
-            .or_else(|| get("host.name"));
-        if let Some(instance) = instance {
-            out.push((tags::CLOUD_ROLE_INSTANCE, instance));
-        }
-        if let Some(version) = get("service.version") {
-            out.push((tags::APPLICATION_VERSION, version));
-        }
+        let get = |k: &str| attrs.get(k).map(|v| v.text().into_owned());
+        let mut out = resource_tags(get);
+        let get = |k: &str| get(k).filter(|s| !s.is_empty());
         let sdk = [
             get("telemetry.sdk.name"),
             get("telemetry.sdk.language"),
@@ -576,55 +544,49 @@ fn map_metrics(req: ExportMetricsServiceRequest) -> Mapped {
         let resource = ResourceTags::of(rm.resource.as_ref());
         for metric in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
             // (attributes, time, point) of each data point; `None`: no value.
-            let mut points: Vec<(&[KeyValue], u64, Option<DataPoint>)> = Vec::new();
-            let mut point = |value: f64| DataPoint::new(metric.name.clone(), value);
+            let mut points: Vec<(&[KeyValue], u64, Option<MetricPoint>)> = Vec::new();
+            let distribution = |sum, count, min, max| {
+                Some(MetricPoint::Distribution {
+                    sum,
+                    count,
+                    min,
+                    max,
+                })
+            };
             match &metric.data {
-                Some(metric::Data::Gauge(g)) => {
-                    for p in &g.data_points {
-                        points.push((
-                            &p.attributes,
-                            p.time_unix_nano,
-                            number(p.value).map(&mut point),
-                        ));
-                    }
-                }
-                Some(metric::Data::Sum(s)) => {
-                    for p in &s.data_points {
-                        points.push((
-                            &p.attributes,
-                            p.time_unix_nano,
-                            number(p.value).map(&mut point),
-                        ));
-                    }
+                Some(metric::Data::Gauge(Gauge { data_points, .. }))
+                | Some(metric::Data::Sum(Sum { data_points, .. })) => {
+                    points.extend(data_points.iter().map(|p| {
+                        let value = number(p.value).map(MetricPoint::Number);
+                        (&p.attributes[..], p.time_unix_nano, value)
+                    }));
                 }
                 Some(metric::Data::Histogram(h)) => {
-                    for p in &h.data_points {
-                        let mut d = point(p.sum.unwrap_or(0.0));
-                        d.count = Some(p.count);
-                        (d.min, d.max) = (p.min, p.max);
-                        points.push((&p.attributes, p.time_unix_nano, Some(d)));
-                    }
+                    points.extend(h.data_points.iter().map(|p| {
+                        let d = distribution(p.sum.unwrap_or(0.0), p.count, p.min, p.max);
+                        (&p.attributes[..], p.time_unix_nano, d)
+                    }));
                 }
                 Some(metric::Data::ExponentialHistogram(h)) => {
-                    for p in &h.data_points {
-                        let mut d = point(p.sum.unwrap_or(0.0));
-                        d.count = Some(p.count);
-                        (d.min, d.max) = (p.min, p.max);
-                        points.push((&p.attributes, p.time_unix_nano, Some(d)));
-                    }
+                    points.extend(h.data_points.iter().map(|p| {
+                        let d = distribution(p.sum.unwrap_or(0.0), p.count, p.min, p.max);
+                        (&p.attributes[..], p.time_unix_nano, d)
+                    }));
                 }
                 Some(metric::Data::Summary(s)) => {
-                    for p in &s.data_points {
-                        let mut d = point(p.sum);
-                        d.count = Some(p.count);
-                        points.push((&p.attributes, p.time_unix_nano, Some(d)));
-                    }
+                    points.extend(s.data_points.iter().map(|p| {
+                        let d = distribution(p.sum, p.count, None, None);
+                        (&p.attributes[..], p.time_unix_nano, d)
+                    }));
                 }
                 None => {}
             }
             for (attrs, when, p) in points {
                 m.received += 1;
-                let Some(p) = p.filter(|p| p.value.is_finite()) else {
+                let when = time(when).unwrap_or_else(SystemTime::now);
+                // A point without a value is refused for that before its attributes count.
+                let none: [(String, String); 0] = [];
+                let Some(mut t) = p.and_then(|p| metric_item(&metric.name, p, when, none)) else {
                     m.reject(format!(
                         "metric {:?}: a data point without a value",
                         metric.name
@@ -638,10 +600,6 @@ fn map_metrics(req: ExportMetricsServiceRequest) -> Mapped {
                     ));
                     continue;
                 }
-                let mut item = Metric::default();
-                item.metrics.push(p);
-                let mut t = Telemetry::new(item);
-                t.time = time(when).unwrap_or_else(SystemTime::now);
                 resource.apply(&mut t);
                 Attrs(attrs).each(&mut |k, v| {
                     t.properties.insert(k.to_owned(), v.text().into_owned());
@@ -771,6 +729,187 @@ mod tests {
         );
         assert_eq!(first.tags.get(tags::USER_ID), Some("u-9"));
         assert!(!first.properties.contains_key("ai.user.id"));
+    }
+
+    #[test]
+    fn metric_points_and_resources_edge_cases() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            ExponentialHistogram, ExponentialHistogramDataPoint, Histogram, HistogramDataPoint,
+            Metric as OtlpMetric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Summary,
+            SummaryDataPoint,
+        };
+        use tracelink_core::model::DataPoint;
+
+        let any = |v: any_value::Value| Some(AnyValue { value: Some(v) });
+        let kv = |k: &str, v: any_value::Value| KeyValue {
+            key: k.into(),
+            value: any(v),
+            ..KeyValue::default()
+        };
+        let s = |v: &str| any_value::Value::StringValue(v.into());
+        let number =
+            |v: Option<number_data_point::Value>, attributes: Vec<KeyValue>| NumberDataPoint {
+                value: v,
+                attributes,
+                time_unix_nano: 1_000_000_000,
+                ..NumberDataPoint::default()
+            };
+        let many: Vec<KeyValue> = (0..=MAX_ATTRIBUTES)
+            .map(|i| kv(&format!("k{i}"), s("v")))
+            .collect();
+        let metric = |name: &str, data: metric::Data| OtlpMetric {
+            name: name.into(),
+            data: Some(data),
+            ..OtlpMetric::default()
+        };
+        let metrics = vec![
+            metric(
+                "gauge",
+                metric::Data::Gauge(Gauge {
+                    data_points: vec![
+                        number(
+                            Some(number_data_point::Value::AsInt(3)),
+                            vec![
+                                kv("region", s("north")),
+                                kv("n", any_value::Value::IntValue(2)),
+                            ],
+                        ),
+                        number(None, vec![]),
+                        number(
+                            Some(number_data_point::Value::AsDouble(f64::NAN)),
+                            many.clone(),
+                        ),
+                    ],
+                }),
+            ),
+            metric(
+                "sum",
+                metric::Data::Sum(Sum {
+                    data_points: vec![
+                        number(Some(number_data_point::Value::AsDouble(1.5)), vec![]),
+                        number(Some(number_data_point::Value::AsDouble(2.0)), many),
+                    ],
+                    ..Sum::default()
+                }),
+            ),
+            metric(
+                "histogram",
+                metric::Data::Histogram(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        count: 4,
+                        sum: None,
+                        min: Some(1.0),
+                        max: Some(9.0),
+                        ..HistogramDataPoint::default()
+                    }],
+                    ..Histogram::default()
+                }),
+            ),
+            metric(
+                "exponential",
+                metric::Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: vec![ExponentialHistogramDataPoint {
+                        count: 2,
+                        sum: Some(f64::INFINITY),
+                        ..ExponentialHistogramDataPoint::default()
+                    }],
+                    ..ExponentialHistogram::default()
+                }),
+            ),
+            metric(
+                "summary",
+                metric::Data::Summary(Summary {
+                    data_points: vec![SummaryDataPoint {
+                        count: 5,
+                        sum: 10.0,
+                        ..SummaryDataPoint::default()
+                    }],
+                }),
+            ),
+        ];
+        let resource = Resource {
+            attributes: vec![
+                kv("service.name", any_value::Value::IntValue(7)),
+                kv("service.namespace", s("")),
+                kv("service.instance.id", s("")),
+                kv("host.name", s("h1")),
+                kv("telemetry.sdk.name", s("opentelemetry")),
+                kv("telemetry.sdk.version", s("1.0")),
+            ],
+            ..Resource::default()
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![
+                ResourceMetrics {
+                    resource: Some(resource),
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics,
+                        ..ScopeMetrics::default()
+                    }],
+                    ..ResourceMetrics::default()
+                },
+                ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![metric(
+                            "bare",
+                            metric::Data::Gauge(Gauge {
+                                data_points: vec![NumberDataPoint {
+                                    value: Some(number_data_point::Value::AsInt(-1)),
+                                    ..NumberDataPoint::default()
+                                }],
+                            }),
+                        )],
+                        ..ScopeMetrics::default()
+                    }],
+                    ..ResourceMetrics::default()
+                },
+            ],
+        };
+        let m = map_metrics(req);
+        assert_eq!((m.received, m.rejected), (9, 4));
+        assert_eq!(
+            m.reason.as_deref(),
+            Some("metric \"gauge\": a data point without a value")
+        );
+        let point = |t: &Telemetry| -> DataPoint {
+            let TelemetryData::Metric(metric) = &t.data else {
+                panic!("{t:?}")
+            };
+            metric.metrics[0].clone()
+        };
+        let got: Vec<_> = m
+            .items
+            .iter()
+            .map(|t| {
+                let p = point(t);
+                (p.name.clone(), p.value, p.count, p.min, p.max)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("gauge".to_string(), 3.0, None, None, None),
+                ("sum".to_string(), 1.5, None, None, None),
+                ("histogram".to_string(), 0.0, Some(4), Some(1.0), Some(9.0)),
+                ("summary".to_string(), 10.0, Some(5), None, None),
+                ("bare".to_string(), -1.0, None, None, None),
+            ]
+        );
+        let gauge = &m.items[0];
+        assert_eq!(gauge.time, UNIX_EPOCH + Duration::from_secs(1));
+        assert_eq!(gauge.properties["region"], "north");
+        assert_eq!(gauge.properties["n"], "2");
+        assert_eq!(gauge.tags.get(tags::CLOUD_ROLE), Some("7"));
+        assert_eq!(gauge.tags.get(tags::CLOUD_ROLE_INSTANCE), Some("h1"));
+        assert_eq!(gauge.tags.get(tags::APPLICATION_VERSION), None);
+        assert_eq!(
+            gauge.tags.get(tags::INTERNAL_SDK_VERSION),
+            Some("otlp:opentelemetry:1.0")
+        );
+        let bare = &m.items[4];
+        assert_eq!(bare.tags.get(tags::CLOUD_ROLE), None);
+        assert_eq!(bare.tags.get(tags::INTERNAL_SDK_VERSION), Some("otlp"));
+        assert!(bare.time > UNIX_EPOCH + Duration::from_secs(1));
     }
 
     #[test]
