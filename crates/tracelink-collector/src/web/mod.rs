@@ -420,7 +420,15 @@ async fn map_page(State(store): State<Store>) -> Response {
             (node.name.as_str(), (cx + r * a.cos(), cy + r * a.sin()))
         })
         .collect();
-    let mut body = String::from(
+    let mut body = String::new();
+    if map.partial {
+        let _ = write!(
+            body,
+            "<p id=\"partial\">Drawn from the latest {} items.</p>",
+            crate::query::MAP_ITEMS
+        );
+    }
+    body.push_str(
         "<svg id=\"map\" width=\"840\" height=\"600\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\">\
          <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\"/></marker></defs>",
     );
