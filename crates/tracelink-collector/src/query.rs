@@ -722,7 +722,9 @@ fn app_map(conn: &Connection) -> rusqlite::Result<AppMap> {
             "SELECT cloud_role, SUM(item_type = 'request') FROM items
              WHERE seq > ?1 AND cloud_role IS NOT NULL GROUP BY cloud_role ORDER BY cloud_role",
         )?
-        .query_map([from], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
+        .query_map([from], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     roles.retain(|(r, _)| !external.contains(r));
     let mut nodes: Vec<MapNode> = roles

@@ -115,7 +115,7 @@ async fn funnel_page(State(store): State<Store>, Query(p): Query<Params>) -> Res
     let _ = write!(
         body,
         "<form method=\"get\" action=\"/funnels\">{}<label>within <input name=\"within\" type=\"number\" min=\"0.01\" step=\"any\" style=\"width:5em\" value=\"{}\"> hours</label><br>",
-        range_inputs(&p, 7, &cohorts),
+        range_inputs(&p, 7, &[], &cohorts),
         escape(text(&p, "within").unwrap_or("24"))
     );
     for i in 0..STEPS {
@@ -256,7 +256,7 @@ async fn retention_page(State(store): State<Store>, Query(p): Query<Params>) -> 
         "<form method=\"get\" action=\"/retention\">{}<label>users who did <input name=\"start\" list=\"names\" placeholder=\"anything\" value=\"{}\"></label> \
          <label>and came back to do <input name=\"return\" list=\"names\" placeholder=\"anything\" value=\"{}\"></label> \
          <label>by <select name=\"period\"><option{}>day</option><option{}>week</option></select></label> <button>Show</button></form>",
-        range_inputs(&p, if grain == Grain::Week { 56 } else { 7 }, &cohorts),
+        range_inputs(&p, if grain == Grain::Week { 56 } else { 7 }, &[], &cohorts),
         escape(text(&p, "start").unwrap_or("")),
         escape(text(&p, "return").unwrap_or("")),
         if grain == Grain::Day { " selected" } else { "" },
@@ -376,7 +376,7 @@ async fn flows_page(State(store): State<Store>, Query(p): Query<Params>) -> Resp
         body,
         "<form method=\"get\" action=\"/flows\">{}<label>from <input name=\"start\" list=\"names\" value=\"{}\"></label> \
          <label>next <input name=\"steps\" type=\"number\" min=\"1\" max=\"{MAX_DEPTH}\" style=\"width:4em\" value=\"{steps}\"> steps</label> <button>Show</button></form>",
-        range_inputs(&p, 7, &cohorts),
+        range_inputs(&p, 7, &[], &cohorts),
         escape(&f.start)
     );
     body.push_str(&names_list("names", &names));

@@ -126,22 +126,34 @@ pub(super) fn tools(current: &str, p: &Params) -> String {
     out
 }
 
-/// The common inputs of a tool's form: days, grain, cohort (`cohorts` are the choices).
-pub(super) fn range_inputs(p: &Params, default_days: u32, cohorts: &[Cohort]) -> String {
+/// The grains a chart over time can be drawn by (`auto` besides).
+pub(super) const TIME_GRAINS: &[&str] = &["hour", "day", "week"];
+
+/// The common inputs of a tool's form: days, the grain when `grains` offers any, and the cohort
+/// (`cohorts` are the choices).
+pub(super) fn range_inputs(
+    p: &Params,
+    default_days: u32,
+    grains: &[&str],
+    cohorts: &[Cohort],
+) -> String {
     let mut out = format!(
         "<label>last <input name=\"days\" type=\"number\" min=\"1\" style=\"width:5em\" value=\"{}\"> days</label> ",
         escape(text(p, "days").unwrap_or(&default_days.to_string()))
     );
-    let grain = text(p, "grain").unwrap_or("");
-    out.push_str("<label>by <select name=\"grain\"><option value=\"\">auto</option>");
-    for g in ["hour", "day", "week"] {
-        let _ = write!(
-            out,
-            "<option{}>{g}</option>",
-            if g == grain { " selected" } else { "" }
-        );
+    if !grains.is_empty() {
+        let grain = text(p, "grain").unwrap_or("");
+        out.push_str("<label>by <select name=\"grain\"><option value=\"\">auto</option>");
+        for g in grains {
+            let _ = write!(
+                out,
+                "<option{}>{g}</option>",
+                if *g == grain { " selected" } else { "" }
+            );
+        }
+        out.push_str("</select></label> ");
     }
-    out.push_str("</select></label> <label>cohort <select name=\"cohort\"><option value=\"\">all users</option>");
+    out.push_str("<label>cohort <select name=\"cohort\"><option value=\"\">all users</option>");
     let current = text(p, "cohort").unwrap_or("");
     for c in cohorts {
         let _ = write!(
@@ -306,7 +318,7 @@ async fn users_page(State(store): State<Store>, Query(p): Query<Params>) -> Resp
         body,
         "<form method=\"get\" action=\"/users\">{}<label>split by <input name=\"split\" list=\"splits\" size=\"14\" value=\"{}\" placeholder=\"role, browser, os or a property\"></label>\
          <datalist id=\"splits\"><option value=\"role\"><option value=\"browser\"><option value=\"os\"><option value=\"account\"><option value=\"country\"></datalist> <button>Show</button></form>",
-        range_inputs(&p, 7, &cohorts),
+        range_inputs(&p, 7, TIME_GRAINS, &cohorts),
         escape(text(&p, "split").unwrap_or(""))
     );
     let _ = write!(
@@ -384,7 +396,7 @@ async fn sessions_page(State(store): State<Store>, Query(p): Query<Params>) -> R
     let _ = write!(
         body,
         "<form method=\"get\" action=\"/sessions\">{}<label>user <input name=\"user\" value=\"{}\"></label> <button>Show</button></form>",
-        range_inputs(&p, 7, &cohorts),
+        range_inputs(&p, 7, TIME_GRAINS, &cohorts),
         escape(user.unwrap_or(""))
     );
     let _ = write!(
@@ -566,7 +578,7 @@ async fn events_page(State(store): State<Store>, Query(p): Query<Params>) -> Res
     let _ = write!(
         body,
         "<form method=\"get\" action=\"/events\">{}<label>type <select name=\"type\">",
-        range_inputs(&p, 7, &cohorts)
+        range_inputs(&p, 7, TIME_GRAINS, &cohorts)
     );
     for (v, label) in [
         ("", "page views and custom events"),
