@@ -64,6 +64,8 @@ fn options() -> Options {
             "tracelink10-real",
             "tracelink0-real",
             "tracelink-otel-real",
+            "tracelink-live-real",
+            "tracelink-liveidle-real",
             "peer-real",
         ]
         .map(String::from)

@@ -20,6 +20,10 @@
 //! - `tracelink-otel-real`: the facade with OpenTelemetry (`Builder::opentelemetry`:
 //!   `tracing-opentelemetry`, `TracelinkSpanExporter` behind a batch span processor,
 //!   `OtelIdSource` on the layers), the same INFO filter;
+//! - `tracelink-live-real`: `tracelink-real` with Live Metrics and a viewer watching (an
+//!   endpoint on 127.0.0.1 answers every ping and post as subscribed): every item counted
+//!   for Live Metrics, a post every second; `tracelink-liveidle-real`: the same with nobody
+//!   watching (a ping every 5 s, nothing counted);
 //! - `peer-real` lives in `benches/load-peer` (reqwest-tracing needs OpenTelemetry 0.32).
 use std::alloc::System;
 use std::sync::Arc;
@@ -111,15 +115,20 @@ fn with_alloc(router: Router) -> Router {
 }
 
 /// The facade set up as its users do, exporting into [`Discard`] (no spool), sampling
-/// `percentage`; with OpenTelemetry when `otel`.
-fn facade(percentage: f64, otel: bool) -> tracelink::Tracelink {
+/// `percentage`; with OpenTelemetry when `otel`; with Live Metrics when `live` names an
+/// endpoint.
+fn facade(percentage: f64, otel: bool, live: Option<&str>) -> tracelink::Tracelink {
+    let conn = match live {
+        Some(endpoint) => format!("{CONN};LiveEndpoint={endpoint}"),
+        None => CONN.to_owned(),
+    };
     let sampling = if percentage >= 100.0 {
         Sampling::off()
     } else {
         Sampling::fixed(percentage)
     };
     let builder = tracelink::builder()
-        .connection_string(CONN)
+        .connection_string(conn)
         .role("load")
         .role_instance("load-0")
         .sampling(sampling)
@@ -136,6 +145,40 @@ fn facade(percentage: f64, otel: bool) -> tracelink::Tracelink {
         _ => builder,
     };
     builder.init().expect("tracelink")
+}
+
+/// A Live Metrics endpoint on 127.0.0.1. When `watching`, someone always watches: every ping
+/// and post is answered `x-ms-qps-subscribed: true`, so the client counts every item and posts
+/// every second (the cost of a viewer in the portal's Live Metrics pane); otherwise nobody
+/// does, and the client pings every 5 s. `TRACELINK_LOAD_SHOW_LIVE=1` prints each request.
+async fn live_endpoint(watching: bool) -> String {
+    // Watching: posts every second. Not: no polling hint, so pings every 5 s.
+    let (subscribed, hint) = if watching {
+        ("true", "1000")
+    } else {
+        ("false", "5000")
+    };
+    let answer = move || async move {
+        if std::env::var_os("TRACELINK_LOAD_SHOW_LIVE").is_some() {
+            eprintln!("live metrics: ping or post received");
+        }
+        (
+            [
+                ("x-ms-qps-subscribed", subscribed),
+                ("x-ms-qps-service-polling-interval-hint", hint),
+            ],
+            "",
+        )
+    };
+    let app = Router::new()
+        .route("/QuickPulseService.svc/ping", axum::routing::post(answer))
+        .route("/QuickPulseService.svc/post", axum::routing::post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
 }
 
 /// Serves `variant` until killed, on one thread (the driver pins it to one core).
@@ -197,14 +240,24 @@ async fn serve(variant: &str, backend: Option<String>) {
             let http = Http::Plain(reqwest::Client::new());
             with_alloc(real::router(http, &backend.expect("backend address")))
         }
-        "tracelink-real" | "tracelink10-real" | "tracelink0-real" | "tracelink-otel-real" => {
+        "tracelink-real"
+        | "tracelink10-real"
+        | "tracelink0-real"
+        | "tracelink-otel-real"
+        | "tracelink-live-real"
+        | "tracelink-liveidle-real" => {
             let percentage = match variant {
                 "tracelink10-real" => 10.0,
                 "tracelink0-real" => 0.0,
                 _ => 100.0,
             };
             let otel = variant == "tracelink-otel-real";
-            let tl = facade(percentage, otel);
+            let live = match variant {
+                "tracelink-live-real" => Some(live_endpoint(true).await),
+                "tracelink-liveidle-real" => Some(live_endpoint(false).await),
+                _ => None,
+            };
+            let tl = facade(percentage, otel, live.as_deref());
             tracing_subscriber::registry()
                 .with(LevelFilter::INFO)
                 .with(tl.opentelemetry_layer())
