@@ -66,6 +66,8 @@ fn options() -> Options {
             "tracelink-otel-real",
             "tracelink-live-real",
             "tracelink-liveidle-real",
+            "tracelink-metrics-real",
+            "tracelink-metrics0-real",
             "peer-real",
         ]
         .map(String::from)

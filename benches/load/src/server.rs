@@ -24,6 +24,10 @@
 //!   endpoint on 127.0.0.1 answers every ping and post as subscribed): every item counted
 //!   for Live Metrics, a post every second; `tracelink-liveidle-real`: the same with nobody
 //!   watching (a ping every 5 s, nothing counted);
+//! - `tracelink-metrics-real`: `tracelink-real` and ten custom metric values per request
+//!   (`tracelink::metric`, two dimensions each, five names) from an axum middleware;
+//!   `tracelink-metrics0-real`: the same middleware tracking none (what the middleware itself
+//!   costs);
 //! - `peer-real` lives in `benches/load-peer` (reqwest-tracing needs OpenTelemetry 0.32).
 use std::alloc::System;
 use std::sync::Arc;
@@ -181,6 +185,29 @@ async fn live_endpoint(watching: bool) -> String {
     format!("http://{addr}")
 }
 
+/// `calls` custom metric values per request, each looked up by name and dimensions as an
+/// application writes them (`tracelink::metric(..).dimension(..).track(..)`).
+async fn metrics(
+    axum::extract::State(calls): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    const NAMES: [&str; 5] = [
+        "orders.value",
+        "orders.items",
+        "cart.size",
+        "stock.latency",
+        "queue.depth",
+    ];
+    for (i, name) in NAMES.iter().cycle().take(calls).enumerate() {
+        tracelink::metric(name)
+            .dimension("channel", if i % 2 == 0 { "web" } else { "app" })
+            .dimension("region", "eu-west")
+            .track(i as f64);
+    }
+    next.run(request).await
+}
+
 /// Serves `variant` until killed, on one thread (the driver pins it to one core).
 pub(crate) fn run(variant: &str, backend: Option<String>) {
     tokio::runtime::Builder::new_current_thread()
@@ -245,7 +272,9 @@ async fn serve(variant: &str, backend: Option<String>) {
         | "tracelink0-real"
         | "tracelink-otel-real"
         | "tracelink-live-real"
-        | "tracelink-liveidle-real" => {
+        | "tracelink-liveidle-real"
+        | "tracelink-metrics-real"
+        | "tracelink-metrics0-real" => {
             let percentage = match variant {
                 "tracelink10-real" => 10.0,
                 "tracelink0-real" => 0.0,
@@ -264,8 +293,16 @@ async fn serve(variant: &str, backend: Option<String>) {
                 .with(tl.tracing_layer())
                 .init();
             let http = Http::Middleware(tl.reqwest_client(reqwest::Client::new()));
-            let app = with_alloc(real::router(http, &backend.expect("backend address")))
-                .layer(tl.layer());
+            let mut app = with_alloc(real::router(http, &backend.expect("backend address")));
+            let calls = match variant {
+                "tracelink-metrics-real" => Some(10),
+                "tracelink-metrics0-real" => Some(0),
+                _ => None,
+            };
+            if let Some(calls) = calls {
+                app = app.layer(axum::middleware::from_fn_with_state(calls, metrics));
+            }
+            let app = app.layer(tl.layer());
             keep.push(Box::new(tl));
             app
         }
