@@ -80,14 +80,33 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// Whether no byte of `w` needs escaping.
+fn plain_word(w: u64) -> bool {
+    !(swar::has_below(w, 0x20) || swar::has_byte(w, b'"') || swar::has_byte(w, b'\\'))
+}
+
 /// Appends JSON string contents (no quotes): `"`, `\` and control characters escaped.
-fn escape_into(out: &mut Vec<u8>, s: &str) {
+/// `b` is UTF-8 (or ASCII).
+fn escape_into(out: &mut Vec<u8>, b: &[u8]) {
+    // Most text needs no escaping: check it eight bytes at a time, the bytes after the last
+    // whole word as the text's last eight bytes (overlapping), and copy it at once.
+    let clean = swar::plain_prefix(b, plain_word);
+    let tail_clean = || {
+        let last: Option<[u8; 8]> = b
+            .get(b.len().wrapping_sub(8)..)
+            .and_then(|t| t.try_into().ok());
+        last.is_some_and(|w| plain_word(u64::from_le_bytes(w)))
+    };
+    if clean == b.len() || (clean + 8 > b.len() && tail_clean()) {
+        out.extend_from_slice(b);
+        return;
+    }
+    escape_from(out, b, clean);
+}
+
+/// [`escape_into`] for text whose first `clean` bytes need no escaping.
+fn escape_from(out: &mut Vec<u8>, b: &[u8], clean: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let b = s.as_bytes();
-    // Most text needs no escaping: skip it eight bytes at a time.
-    let clean = swar::plain_prefix(b, |w| {
-        !(swar::has_below(w, 0x20) || swar::has_byte(w, b'"') || swar::has_byte(w, b'\\'))
-    });
     let mut start = 0;
     for (i, &c) in b.iter().enumerate().skip(clean) {
         if !NEEDS_ESCAPE[usize::from(c)] {
@@ -113,8 +132,14 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
 
 /// A JSON string of `s` cut to `max` chars.
 fn json_string(out: &mut Vec<u8>, s: &str, max: usize) {
+    json_bytes(out, truncate(s, max).as_bytes());
+}
+
+/// A JSON string of UTF-8 (or ASCII) bytes, not cut.
+fn json_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.reserve(b.len() + 2);
     out.push(b'"');
-    escape_into(out, truncate(s, max));
+    escape_into(out, b);
     out.push(b'"');
 }
 
@@ -157,10 +182,28 @@ impl<'a> Obj<'a> {
 
     /// One of our own keys: plain ASCII, written as is.
     fn lit(&mut self, k: &'static str) -> &mut Vec<u8> {
-        self.comma();
-        self.out.push(b'"');
-        self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        self.plain_key(k)
+    }
+
+    /// A key known to need no escaping or cutting, written as is.
+    fn plain_key(&mut self, k: &str) -> &mut Vec<u8> {
+        // `,"k":` appended at once from the stack for the short keys every item has.
+        let mut buf = [0u8; 40];
+        let k = k.as_bytes();
+        if k.len() + 4 > buf.len() {
+            self.comma();
+            self.out.push(b'"');
+            self.out.extend_from_slice(k);
+            self.out.extend_from_slice(b"\":");
+            return self.out;
+        }
+        let start = usize::from(!self.empty);
+        buf[0] = b',';
+        buf[1] = b'"';
+        buf[2..2 + k.len()].copy_from_slice(k);
+        buf[2 + k.len()..4 + k.len()].copy_from_slice(b"\":");
+        self.empty = false;
+        self.out.extend_from_slice(&buf[1 - start..4 + k.len()]);
         self.out
     }
 
@@ -201,6 +244,24 @@ impl<'a> Obj<'a> {
     }
 }
 
+/// The instrumentation key without its dashes, escaped, as the envelope name carries it.
+fn write_ikey_name(out: &mut Vec<u8>, ikey: &str) {
+    // A GUID (the usual key): its 32 hex digits copied at once.
+    let mut buf = [0u8; 36];
+    let mut n = 0;
+    if ikey.len() <= buf.len() && ikey.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        for c in ikey.bytes().filter(|&c| c != b'-') {
+            buf[n] = c;
+            n += 1;
+        }
+        out.extend_from_slice(&buf[..n]);
+        return;
+    }
+    for part in ikey.split('-') {
+        escape_into(out, part.as_bytes());
+    }
+}
+
 /// Writes one envelope (SPEC 7.1-7.3).
 fn write_envelope(out: &mut Vec<u8>, item: &Telemetry, ikey: &str) {
     let kind = item.kind();
@@ -213,12 +274,10 @@ fn write_envelope(out: &mut Vec<u8>, item: &Telemetry, ikey: &str) {
     let name = env.lit("name");
     name.extend_from_slice(b"\"Microsoft.ApplicationInsights.");
     if !ikey.is_empty() {
-        for part in ikey.split('-') {
-            escape_into(name, part);
-        }
+        write_ikey_name(name, ikey);
         name.push(b'.');
     }
-    escape_into(name, type_name);
+    escape_into(name, type_name.as_bytes());
     name.push(b'"');
     let time = env.lit("time");
     time.push(b'"');
@@ -229,9 +288,24 @@ fn write_envelope(out: &mut Vec<u8>, item: &Telemetry, ikey: &str) {
     }
     env.opt("iKey", ikey, usize::MAX);
     let mut tags = Obj::open(env.lit("tags"));
-    for (k, v) in item.tags.iter().filter(|(_, v)| !v.is_empty()) {
-        let max = limits::tag(k).unwrap_or(limits::PROPERTY_VALUE);
-        json_string(tags.key(truncate(k, limits::PROPERTY_KEY)), v, max);
+    for (k, v) in item.tags.entries() {
+        let b = v.as_bytes();
+        if b.is_empty() {
+            continue;
+        }
+        let (out, max) = match limits::tag(k) {
+            // A tag name of SPEC 6.5's table: plain ASCII, written as is.
+            Some(max) => (tags.plain_key(k), max),
+            None => (
+                tags.key(truncate(k, limits::PROPERTY_KEY)),
+                limits::PROPERTY_VALUE,
+            ),
+        };
+        // At most `max` bytes are at most `max` chars: nothing to cut.
+        match b.len() <= max {
+            true => json_bytes(out, b),
+            false => json_string(out, v.as_str(), max),
+        }
     }
     tags.close();
     let mut data = Obj::open(env.lit("data"));

@@ -37,13 +37,29 @@ pub fn write_duration(out: &mut Vec<u8>, d: Duration) {
 
 /// `hh:mm:ss.fffffff` of the seconds of a day and their nanoseconds.
 fn write_hms(out: &mut Vec<u8>, secs_of_day: u64, nanos: u32) {
-    fixed(out, secs_of_day / 3600, 2);
-    out.push(b':');
-    fixed(out, secs_of_day / 60 % 60, 2);
-    out.push(b':');
-    fixed(out, secs_of_day % 60, 2);
-    out.push(b'.');
-    fixed(out, u64::from(nanos / 100), 7);
+    let mut buf = [0u8; 16];
+    hms_into(&mut buf, secs_of_day, nanos);
+    out.extend_from_slice(&buf);
+}
+
+/// `hh:mm:ss.fffffff` into `buf` (filled on the stack and appended once: the hot path
+/// writes one per item).
+fn hms_into(buf: &mut [u8; 16], secs_of_day: u64, nanos: u32) {
+    fixed_into(&mut buf[0..2], secs_of_day / 3600);
+    buf[2] = b':';
+    fixed_into(&mut buf[3..5], secs_of_day / 60 % 60);
+    buf[5] = b':';
+    fixed_into(&mut buf[6..8], secs_of_day % 60);
+    buf[8] = b'.';
+    fixed_into(&mut buf[9..16], u64::from(nanos / 100));
+}
+
+/// `value` as exactly `slot.len()` decimal digits (its last ones).
+fn fixed_into(slot: &mut [u8], mut value: u64) {
+    for d in slot.iter_mut().rev() {
+        *d = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// `value` in decimal.
@@ -59,16 +75,6 @@ pub(crate) fn write_u64(out: &mut Vec<u8>, mut value: u64) {
         }
     }
     out.extend_from_slice(&buf[i..]);
-}
-
-/// `value` as exactly `width` decimal digits (its last ones).
-fn fixed(out: &mut Vec<u8>, mut value: u64, width: usize) {
-    let start = out.len();
-    out.resize(start + width, b'0');
-    for slot in out[start..].iter_mut().rev() {
-        *slot = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
 }
 
 fn digits(s: &str) -> Option<u64> {
@@ -146,14 +152,18 @@ pub fn write_time(out: &mut Vec<u8>, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (y, m, day) = civil_from_days((secs / 86_400) as i64);
-    fixed(out, y.max(0) as u64, 4);
-    out.push(b'-');
-    fixed(out, u64::from(m), 2);
-    out.push(b'-');
-    fixed(out, u64::from(day), 2);
-    out.push(b'T');
-    write_hms(out, secs % 86_400, d.subsec_nanos());
-    out.push(b'Z');
+    let mut buf = [0u8; 28];
+    fixed_into(&mut buf[0..4], y.max(0) as u64);
+    buf[4] = b'-';
+    fixed_into(&mut buf[5..7], u64::from(m));
+    buf[7] = b'-';
+    fixed_into(&mut buf[8..10], u64::from(day));
+    buf[10] = b'T';
+    let mut hms = [0u8; 16];
+    hms_into(&mut hms, secs % 86_400, d.subsec_nanos());
+    buf[11..27].copy_from_slice(&hms);
+    buf[27] = b'Z';
+    out.extend_from_slice(&buf);
 }
 
 /// Parses an RFC 3339 timestamp (`Z` or `±hh:mm` offset, any number of fraction digits).

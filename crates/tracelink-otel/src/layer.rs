@@ -185,7 +185,11 @@ impl TracelinkLayer {
     }
 
     fn is_excluded(&self, target: &str) -> bool {
-        self.excluded.iter().any(|t| matches_target(target, t))
+        // Comparing first bytes rules out most names without a call to compare the rest.
+        let first = target.as_bytes().first();
+        self.excluded
+            .iter()
+            .any(|t| (t.is_empty() || t.as_bytes().first() == first) && matches_target(target, t))
     }
 
     /// For `tracing-opentelemetry` users: OpenTelemetry reports the spans, this layer the
@@ -309,7 +313,6 @@ struct SpanState {
     fields: BTreeMap<String, String>,
     failed: Option<String>,
     /// Waiting for the span's OpenTelemetry id (taken on first enter).
-    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
     otel_pending: bool,
 }
 
@@ -318,16 +321,29 @@ thread_local! {
     static ENTERED: RefCell<Vec<(Id, Option<Correlation>)>> = const { RefCell::new(Vec::new()) };
 }
 
-#[derive(Default)]
-struct Fields {
+/// What a visitor takes from the fields of an event or span: the fields with a meaning of
+/// their own, and the rest written straight into the property map the item will carry (a
+/// span's state, or the event's item), each name and value an owned `String` because the
+/// model's properties are `BTreeMap<String, String>`.
+struct Fields<'a> {
     message: Option<String>,
     error: Option<String>,
     exception_type: Option<String>,
     exception_message: Option<String>,
-    rest: BTreeMap<String, String>,
+    rest: &'a mut BTreeMap<String, String>,
 }
 
-impl Fields {
+impl<'a> Fields<'a> {
+    fn new(rest: &'a mut BTreeMap<String, String>) -> Self {
+        Self {
+            message: None,
+            error: None,
+            exception_type: None,
+            exception_message: None,
+            rest,
+        }
+    }
+
     fn put(&mut self, field: &Field, value: String) {
         match field.name() {
             "message" => self.message = Some(value),
@@ -341,15 +357,35 @@ impl Fields {
     }
 }
 
-impl Visit for Fields {
+impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.put(field, format!("{value:?}"));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.put(field, value.to_owned());
     }
+    // Integers and booleans read as their `Debug` text, written without the formatting
+    // machinery.
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.to_string());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.to_string());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, if value { "true" } else { "false" }.to_owned());
+    }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.put(field, value.to_string());
+    }
+}
+
+/// Moves `fields` into an item's properties; a field replaces what the operation's context
+/// put there (baggage).
+fn add_properties(item: &mut Telemetry, fields: BTreeMap<String, String>) {
+    match item.properties.is_empty() {
+        true => item.properties = fields,
+        false => item.properties.extend(fields),
     }
 }
 
@@ -385,9 +421,9 @@ where
                 .span_level
                 .is_some_and(|l| *attrs.metadata().level() <= l);
         // The fields of a span of an operation that sampling dropped are never read.
-        let mut fields = Fields::default();
+        let mut fields = BTreeMap::new();
         if parent.is_sampled() {
-            attrs.record(&mut fields);
+            attrs.record(&mut Fields::new(&mut fields));
         }
         let correlation = if record { parent.new_child() } else { parent };
         span.extensions_mut().insert(SpanState {
@@ -395,7 +431,7 @@ where
             record,
             time: SystemTime::now(),
             start: Instant::now(),
-            fields: fields.rest,
+            fields,
             failed: None,
             otel_pending: self.otel_ids(),
         });
@@ -407,41 +443,50 @@ where
         if let Some(state) = ext.get_mut::<SpanState>()
             && state.correlation.is_sampled()
         {
-            let mut fields = Fields::default();
-            values.record(&mut fields);
-            state.fields.extend(fields.rest);
+            values.record(&mut Fields::new(&mut state.fields));
         }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        #[cfg(feature = "opentelemetry")]
-        if span
-            .extensions()
-            .get::<SpanState>()
-            .is_some_and(|s| s.otel_pending)
-        {
-            // Not holding the extensions: tracing-opentelemetry locks them to build the span.
-            let otel = tracing::dispatcher::get_default(|d| {
-                tracing_opentelemetry::get_otel_context(id, d)
-            });
-            let span_id = otel.map(|cx| {
-                use opentelemetry::trace::TraceContextExt;
-                cx.span().span_context().span_id().to_bytes()
-            });
-            if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
-                state.otel_pending = false;
-                if let Some(sid) = span_id.and_then(tracelink_core::SpanId::from_bytes) {
-                    state.correlation = state.correlation.new_child_with_id(sid);
+        // One look at the extensions on every enter but a span's first with OpenTelemetry ids.
+        let ready = {
+            let ext = span.extensions();
+            let Some(state) = ext.get::<SpanState>() else {
+                return;
+            };
+            (!state.otel_pending).then(|| state.correlation.clone())
+        };
+        let c = match ready {
+            Some(c) => c,
+            None => {
+                #[cfg(feature = "opentelemetry")]
+                {
+                    // Not holding the extensions: tracing-opentelemetry locks them to build
+                    // the span.
+                    let otel = tracing::dispatcher::get_default(|d| {
+                        tracing_opentelemetry::get_otel_context(id, d)
+                    });
+                    let span_id = otel.map(|cx| {
+                        use opentelemetry::trace::TraceContextExt;
+                        cx.span().span_context().span_id().to_bytes()
+                    });
+                    if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
+                        state.otel_pending = false;
+                        if let Some(sid) = span_id.and_then(tracelink_core::SpanId::from_bytes) {
+                            state.correlation = state.correlation.new_child_with_id(sid);
+                        }
+                    }
                 }
+                let Some(c) = span
+                    .extensions()
+                    .get::<SpanState>()
+                    .map(|s| s.correlation.clone())
+                else {
+                    return;
+                };
+                c
             }
-        }
-        let Some(c) = span
-            .extensions()
-            .get::<SpanState>()
-            .map(|s| s.correlation.clone())
-        else {
-            return;
         };
         let previous = scope::replace_current(Some(c));
         ENTERED.with(|e| e.borrow_mut().push((id.clone(), previous)));
@@ -486,7 +531,7 @@ where
         d.success = state.failed.is_none();
         let mut item = state.correlation.to_item(d);
         item.time = state.time;
-        item.properties.extend(state.fields);
+        add_properties(&mut item, state.fields);
         if let Some(e) = state.failed {
             item.properties.insert("error".into(), e);
         }
@@ -522,33 +567,43 @@ where
             self.count_unsampled(event, span.as_ref());
             return;
         }
-        let mut f = Fields::default();
+        let mut fields = BTreeMap::new();
+        let mut f = Fields::new(&mut fields);
         event.record(&mut f);
-        let level = event.metadata().level();
-        let message = f.message.clone().unwrap_or_default();
-        let is_error =
-            f.error.is_some() || f.exception_message.is_some() || f.exception_type.is_some();
-        let data: tracelink_core::model::TelemetryData = if is_error {
+        let Fields {
+            message,
+            error,
+            exception_type,
+            exception_message,
+            ..
+        } = f;
+        let level = meta.level();
+        let message = message.unwrap_or_default();
+        // What an ERROR event marks its span failed with.
+        let failure = (*level == Level::ERROR).then(|| error.clone().unwrap_or(message.clone()));
+        let is_error = error.is_some() || exception_message.is_some() || exception_type.is_some();
+        let mut item = if is_error {
             let mut x = Exception::new(
-                f.exception_type.clone().unwrap_or_else(|| "error".into()),
-                f.exception_message
-                    .clone()
-                    .or(f.error.clone())
+                exception_type.unwrap_or_else(|| "error".into()),
+                exception_message
+                    .or(error)
                     .unwrap_or_else(|| message.clone()),
             );
             x.severity = Some(severity(level));
-            x.into()
+            let mut item = correlation.child_item(x);
+            add_properties(&mut item, fields);
+            if !message.is_empty() {
+                item.properties.insert("message".into(), message);
+            }
+            item
         } else {
-            Trace::new(message.clone(), severity(level)).into()
+            let mut item = correlation.child_item(Trace::new(message, severity(level)));
+            add_properties(&mut item, fields);
+            item
         };
-        let mut item = correlation.child_item(data);
-        if is_error && !message.is_empty() {
-            item.properties.insert("message".into(), message.clone());
-        }
-        item.properties.extend(f.rest);
         item.properties
-            .insert("target".into(), event.metadata().target().to_owned());
-        if *level == Level::ERROR
+            .insert("target".into(), meta.target().to_owned());
+        if let Some(failure) = failure
             && let Some(s) = span.as_ref().and_then(|s| {
                 s.scope().find(|s| {
                     s.extensions()
@@ -558,7 +613,7 @@ where
             })
             && let Some(st) = s.extensions_mut().get_mut::<SpanState>()
         {
-            st.failed.get_or_insert(f.error.unwrap_or(message));
+            st.failed.get_or_insert(failure);
         }
         self.send(item);
     }

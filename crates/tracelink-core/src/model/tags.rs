@@ -64,10 +64,19 @@ impl TagValue {
         }
     }
 
+    /// The text's bytes, without checking again that an inline id is UTF-8 (it is ASCII):
+    /// what the envelope writer reads for every tag of every item.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Id(buf, len) => &buf.as_bytes()[..usize::from(*len)],
+            _ => self.as_str().as_bytes(),
+        }
+    }
+
     /// An id of at most 32 ASCII chars, stored inline.
     pub(crate) fn id<const N: usize>(hex: AsciiBuf<N>) -> Self {
         let mut b = [b'0'; 32];
-        let s = hex.as_str().as_bytes();
+        let s = hex.as_bytes();
         let n = s.len().min(32);
         b[..n].copy_from_slice(&s[..n]);
         Self(Repr::Id(AsciiBuf::from_ascii(b), n as u8))
@@ -171,6 +180,11 @@ impl Tags {
     pub fn remove(&mut self, key: &str) -> Option<String> {
         let i = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(i).1.as_str().to_owned())
+    }
+
+    /// The tags in insertion order, values as stored.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &TagValue)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
     /// The tags in insertion order.
