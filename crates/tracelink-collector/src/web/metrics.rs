@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 
 use super::chart::Style;
-use super::usage::{Bad, Params, bad, draw, num, text};
+use super::usage::{Bad, Params, bad, draw, num, text, time};
 use super::{escape, page, server_error};
 use crate::error::chain;
 use crate::metric_series::{self, MetricsReport, Stat};
@@ -39,22 +39,8 @@ struct MetricQuery {
 fn query(p: &Params) -> Result<MetricQuery, Bad> {
     let now = now_ms();
     let hours: u32 = num(p, "hours")?.unwrap_or(24).clamp(1, 24 * 3660);
-    let time = |k: &str| -> Result<Option<i64>, Bad> {
-        text(p, k)
-            .map(|v| {
-                v.parse::<i64>()
-                    .ok()
-                    .or_else(|| {
-                        tracelink_core::wire_time::parse_time(v)
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map(|d| d.as_millis() as i64)
-                    })
-                    .ok_or_else(|| bad(k))
-            })
-            .transpose()
-    };
-    let to = time("to")?.unwrap_or(now + 60_000);
-    let from = time("from")?.unwrap_or(now - i64::from(hours) * HOUR_MS);
+    let to = time(p, "to")?.unwrap_or(now + 60_000);
+    let from = time(p, "from")?.unwrap_or(now - i64::from(hours) * HOUR_MS);
     let grain = match text(p, "grain") {
         Some(g) => Grain::parse(g).ok_or_else(|| bad("grain"))?,
         None if to - from <= 6 * HOUR_MS + 60_000 => Grain::Minute,

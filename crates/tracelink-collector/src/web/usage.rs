@@ -65,7 +65,8 @@ pub(super) fn num<T: std::str::FromStr>(p: &Params, k: &str) -> Result<Option<T>
         .transpose()
 }
 
-fn time(p: &Params, k: &str) -> Result<Option<i64>, Bad> {
+/// A time parameter: milliseconds since the epoch, or an ISO 8601 time.
+pub(super) fn time(p: &Params, k: &str) -> Result<Option<i64>, Bad> {
     text(p, k)
         .map(|v| {
             v.parse::<i64>()

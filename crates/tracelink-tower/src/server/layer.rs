@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use http::request::Parts;
 use tower_layer::Layer;
-use tracelink_core::model::Telemetry;
-use tracelink_core::url::Redaction;
 #[cfg(feature = "tracing")]
 use tracelink_core::IdSource;
+use tracelink_core::model::Telemetry;
+use tracelink_core::url::Redaction;
 use tracelink_core::{Propagation, TelemetrySink};
 
 use super::client_addr::TrustedProxies;
