@@ -533,11 +533,13 @@ impl MetricAggregator {
     }
 
     /// A tracker for the metric `name`, to give dimensions and track values.
+    #[inline]
     pub fn metric<'a>(&'a self, name: &'a str) -> MetricTracker<'a> {
         MetricTracker::new(Target::Borrowed(self), name)
     }
 
     /// Like [`MetricAggregator::metric`], holding the aggregator instead of borrowing it.
+    #[inline]
     pub fn into_metric(self, name: &str) -> MetricTracker<'_> {
         MetricTracker::new(Target::Owned(self), name)
     }
@@ -664,6 +666,7 @@ pub struct MetricTracker<'a> {
 }
 
 impl<'a> MetricTracker<'a> {
+    #[inline]
     fn new(target: Target<'a>, name: &'a str) -> Self {
         Self {
             target,
@@ -677,11 +680,13 @@ impl<'a> MetricTracker<'a> {
 
     /// A tracker that records nothing (`track` returns `false`): what `tracelink`'s free
     /// functions give before the setup starts and after it stops.
+    #[inline]
     pub fn inactive(name: &'a str) -> Self {
         Self::new(Target::Inactive, name)
     }
 
     /// The metric's namespace (`ns` in the envelope; empty by default).
+    #[inline]
     pub fn namespace(mut self, namespace: &'a str) -> Self {
         self.namespace = namespace;
         self
@@ -690,7 +695,15 @@ impl<'a> MetricTracker<'a> {
     /// A dimension: sent as a property of the metric's item, and a series of its own for
     /// each combination of values. At most [`MAX_DIMENSIONS`]; with more, nothing is
     /// recorded.
+    // Inlined, the insertion out of line: fewer copies of the tracker (its dimensions are an
+    // array) along a chain of builder calls.
+    #[inline]
     pub fn dimension(mut self, key: &'a str, value: &'a str) -> Self {
+        self.add_dimension(key, value);
+        self
+    }
+
+    fn add_dimension(&mut self, key: &'a str, value: &'a str) {
         let dims = &mut self.dims[..self.len];
         match dims.binary_search_by(|(k, _)| (*k).cmp(key)) {
             Ok(i) => dims[i].1 = value,
@@ -701,7 +714,6 @@ impl<'a> MetricTracker<'a> {
                 self.len += 1;
             }
         }
-        self
     }
 
     fn aggregator(&self) -> Option<&MetricAggregator> {
