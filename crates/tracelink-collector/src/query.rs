@@ -926,6 +926,13 @@ impl Store {
 #[derive(Debug)]
 pub(crate) struct BadParam(String);
 
+impl BadParam {
+    /// The parameter `name` does not parse.
+    pub(crate) fn new(name: &str) -> Self {
+        Self(name.to_owned())
+    }
+}
+
 impl IntoResponse for BadParam {
     fn into_response(self) -> Response {
         (StatusCode::BAD_REQUEST, format!("invalid {}", self.0)).into_response()
@@ -939,9 +946,9 @@ fn num<T: std::str::FromStr>(p: &HashMap<String, String>, k: &str) -> Result<Opt
     }
 }
 
-/// Milliseconds since the epoch, or an RFC 3339 time.
-fn time_ms(p: &HashMap<String, String>, k: &str) -> Result<Option<i64>, BadParam> {
-    match p.get(k).filter(|v| !v.is_empty()) {
+/// Milliseconds since the epoch, or an RFC 3339 time; empty is none.
+pub(crate) fn time_ms(p: &HashMap<String, String>, k: &str) -> Result<Option<i64>, BadParam> {
+    match p.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => match v.parse::<i64>() {
             Ok(ms) => Ok(Some(ms)),

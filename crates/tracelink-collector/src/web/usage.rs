@@ -42,17 +42,10 @@ pub(super) fn routes() -> Router<Store> {
 }
 
 /// A parameter that does not parse: answered 400, naming it.
-#[derive(Debug)]
-pub(super) struct Bad(String);
-
-impl IntoResponse for Bad {
-    fn into_response(self) -> Response {
-        (StatusCode::BAD_REQUEST, format!("invalid {}", self.0)).into_response()
-    }
-}
+pub(super) type Bad = crate::query::BadParam;
 
 pub(super) fn bad(name: &str) -> Bad {
-    Bad(name.to_owned())
+    Bad::new(name)
 }
 
 pub(super) fn text<'a>(p: &'a Params, k: &str) -> Option<&'a str> {
@@ -66,20 +59,7 @@ pub(super) fn num<T: std::str::FromStr>(p: &Params, k: &str) -> Result<Option<T>
 }
 
 /// A time parameter: milliseconds since the epoch, or an ISO 8601 time.
-pub(super) fn time(p: &Params, k: &str) -> Result<Option<i64>, Bad> {
-    text(p, k)
-        .map(|v| {
-            v.parse::<i64>()
-                .ok()
-                .or_else(|| {
-                    tracelink_core::wire_time::parse_time(v)
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map(|d| d.as_millis() as i64)
-                })
-                .ok_or_else(|| bad(k))
-        })
-        .transpose()
-}
+pub(super) use crate::query::time_ms as time;
 
 /// The range, grain and cohort of a tool, from its parameters: `days` (default
 /// `default_days`), `from`, `to`, `grain`, `cohort`.
